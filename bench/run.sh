@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make bench: run every benchmark and print its figures.
+set -euo pipefail
+build=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+echo "== bench_cron (next-instant computations)"
+"$build/bench/bench_cron"
+for s in "$here"/bench_*.sh; do
+  [ -e "$s" ] || continue
+  echo "== $(basename "$s" .sh)"
+  bash "$s" "$build"
+done

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages hora needs, when they are missing.
+# Idempotent and quick when everything is present; needs root (or sudo)
+# only when something must be installed.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libuv1-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+  libcmocka-dev tzdata curl
+  # to build C-Raft 0.22.1 from Debian's source package (scripts/build-raft.sh)
+  dpkg-dev autoconf automake libtool liblz4-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -x "$here/build-raft.sh" ]; then
+  "$here/build-raft.sh"
+fi
