@@ -1,6 +1,7 @@
 #include "cron/cron.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -55,11 +56,14 @@ typedef struct field_ctx {
 	hora_error *err;
 } field_ctx;
 
-static int field_error(const field_ctx *f, const char *fmt, const char *a,
-		       const char *b)
+__attribute__((format(printf, 2, 3))) static int
+field_error(const field_ctx *f, const char *fmt, ...)
 {
 	char why[256];
-	snprintf(why, sizeof why, fmt, a, b);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
 	return hora_error_set(f->err, -HORA_EINVAL, f->api_field,
 			      "%s field: %s", fields[f->id].name, why);
 }
