@@ -9,38 +9,28 @@ pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 
-# api and exec: HTTP server, JSON, executors (no raft).
-file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/api/*.c src/exec/*.c)
-if(HORA_NET_SRC)
-  add_library(horanet STATIC ${HORA_NET_SRC})
-  target_link_libraries(horanet PUBLIC horacore PkgConfig::UV
-    PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CURL)
-  list(APPEND HORA_TEST_LIBS horanet)
-endif()
-
 # C-Raft 0.22.1, built by scripts/build-raft.sh into .deps/raft.
 set(HORA_RAFT_PREFIX ${CMAKE_SOURCE_DIR}/.deps/raft)
 find_library(RAFT_LIB NAMES libraft.a PATHS ${HORA_RAFT_PREFIX}/lib NO_DEFAULT_PATH)
 find_path(RAFT_INCLUDE raft.h PATHS ${HORA_RAFT_PREFIX}/include NO_DEFAULT_PATH)
 find_library(LZ4_LIB lz4)
-if(NOT RAFT_LIB OR NOT RAFT_INCLUDE)
-  message(WARNING "C-Raft 0.22.1 not found in ${HORA_RAFT_PREFIX} (run scripts/install-deps.sh): horad is not built")
-  return()
+if(NOT RAFT_LIB OR NOT RAFT_INCLUDE OR NOT LZ4_LIB)
+  message(FATAL_ERROR "C-Raft 0.22.1 not found in ${HORA_RAFT_PREFIX}: run scripts/install-deps.sh")
 endif()
 add_library(raft_vendored INTERFACE)
 target_include_directories(raft_vendored SYSTEM INTERFACE ${RAFT_INCLUDE})
 target_link_libraries(raft_vendored INTERFACE ${RAFT_LIB} PkgConfig::UV ${LZ4_LIB})
 set(HORA_HAVE_RAFT ON)
 
-file(GLOB HORA_CLUSTER_SRC CONFIGURE_DEPENDS src/cluster/*.c)
-if(HORA_CLUSTER_SRC)
-  add_library(horacluster STATIC ${HORA_CLUSTER_SRC})
-  target_link_libraries(horacluster PUBLIC horanet raft_vendored)
-  list(INSERT HORA_TEST_LIBS 0 horacluster)
-endif()
+# cluster, api and exec: the loop-driven layers of a node.
+file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/cluster/*.c src/api/*.c src/exec/*.c)
+add_library(horanet STATIC ${HORA_NET_SRC})
+target_link_libraries(horanet PUBLIC horacore raft_vendored PkgConfig::UV
+  PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CURL)
+set(HORA_TEST_LIBS horanet)
 
 file(GLOB HORA_DAEMON_SRC CONFIGURE_DEPENDS src/daemon/*.c)
 if(HORA_DAEMON_SRC)
   add_executable(horad ${HORA_DAEMON_SRC})
-  target_link_libraries(horad PRIVATE horacluster horanet)
+  target_link_libraries(horad PRIVATE horanet)
 endif()

@@ -54,6 +54,11 @@ static const struct {
 	cli_command_fn fn;
 } commands[] = {
 	{"cron", cmd_cron},
+#ifndef HORA_CLI_OFFLINE_ONLY
+	{"job", cmd_job},
+	{"runs", cmd_runs},
+	{"cluster", cmd_cluster},
+#endif
 };
 
 int main(int argc, char **argv)

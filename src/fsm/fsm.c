@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/err.h"
+#include "core/log.h"
 
 struct fsm {
 	store *jobs;
@@ -85,10 +86,7 @@ static const hora_tz *apply_zone(const char *name)
 	hora_error err;
 	if (name == NULL || tz_load(name, &tz, "timezone", &err) != 0) {
 		if (name != NULL)
-			fprintf(stderr,
-				"hora: warning: %s; job uses UTC on this "
-				"node\n",
-				err.msg);
+			log_warn("%s; the job uses UTC on this node", err.msg);
 		return tz_utc();
 	}
 	return tz;

@@ -1,0 +1,39 @@
+/*
+ * api.h - hora's HTTP API (API.md "HTTP API"), served from the node's
+ * loop: /v1 routes, /healthz, /readyz, /metrics.
+ *
+ * Writes are validated completely, encoded as one log entry and answered
+ * only once that entry is committed and applied (a 2xx means durable on a
+ * majority).  Reads are answered from this node's state.
+ */
+#ifndef HORA_API_API_H
+#define HORA_API_API_H
+
+#include <uv.h>
+
+#include "cluster/node.h"
+#include "core/err.h"
+
+typedef struct api_config {
+	const char *host;  /* listen address, e.g. "127.0.0.1" */
+	const char *port;  /* "7070"; "0" for an ephemeral port */
+	const char *token; /* bearer token for /v1, or NULL */
+	node *node;        /* borrowed; outlives the api */
+} api_config;
+
+typedef struct api api;
+
+/* Start serving.  Errors (bind failures, ...) are described in err. */
+int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
+	      hora_error *err);
+
+/* The bound port. */
+uint16_t api_port(const api *a);
+
+/* Stop accepting connections (graceful shutdown, first step). */
+void api_stop_accepting(api *a);
+
+/* Close every connection and free; done(ud) runs once released. */
+void api_close(api *a, void (*done)(void *ud), void *ud);
+
+#endif

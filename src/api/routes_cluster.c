@@ -1,0 +1,230 @@
+/* /v1/cluster..., /healthz, /readyz, /metrics. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "api/job_json.h"
+#include "core/alloc.h"
+#include "fsm/fsm.h"
+
+static const char *route_labels[] = {
+#define API__ROUTE_LABEL(name, label) label,
+	API_ROUTES(API__ROUTE_LABEL)
+#undef API__ROUTE_LABEL
+};
+
+static json_t *member_json(api *a, uint64_t id, const char *raft,
+			   const char *role, const char *state)
+{
+	const char *url = fsm_node_api(node_fsm(a->node), id);
+	return json_pack("{s:I,s:s?,s:s,s:s,s:s}", "id", (json_int_t)id, "api",
+			 url, "raft", raft ? raft : "", "role", role, "state",
+			 state);
+}
+
+static void cluster_status(api_call *c)
+{
+	api *a = c->a;
+	node *n = a->node;
+	node_member members[NODE_MAX_MEMBERS];
+	size_t count = node_members(n, members, NODE_MAX_MEMBERS);
+	const char *leader_raft = NULL;
+	uint64_t leader = node_leader(n, &leader_raft);
+	json_t *nodes = json_array();
+
+	for (size_t i = 0; i < count; i++) {
+		const char *role = members[i].voter ? "voter" : "spare";
+		const char *state;
+		if (members[i].id == leader)
+			state = "leader";
+		else if (members[i].id == node_id(n))
+			state = node_role_name(n);
+		else
+			state = "follower";
+		json_array_append_new(nodes,
+				      member_json(a, members[i].id,
+						  members[i].raft, role, state));
+	}
+	json_t *leader_json = json_null();
+	if (leader != 0) {
+		const char *url = fsm_node_api(node_fsm(n), leader);
+		leader_json = json_pack("{s:I,s:s?,s:s}", "id",
+					(json_int_t)leader, "api", url, "raft",
+					leader_raft ? leader_raft : "");
+	}
+	api_reply_json(c, 200,
+		       json_pack("{s:I,s:I,s:o,s:o}", "id",
+				 (json_int_t)node_id(n), "term",
+				 (json_int_t)node_term(n), "leader", leader_json,
+				 "nodes", nodes));
+}
+
+void api_cluster_route(api_call *c, const char *const *seg, size_t nseg)
+{
+	const char *m = http_request_method(c->req);
+	if (nseg == 1) {
+		c->route = API_ROUTE_CLUSTER;
+		if (strcmp(m, "GET") != 0) {
+			http_response_header(c->req, "Allow", "GET");
+			api_reply_error(c, 405, "method_not_allowed",
+					"this route does not take that method",
+					NULL);
+			return;
+		}
+		cluster_status(c);
+		return;
+	}
+	(void)seg;
+	api_reply_error(c, 501, "not_implemented",
+			"cluster membership changes are not available in this "
+			"build yet",
+			NULL);
+}
+
+void api_healthz(api_call *c)
+{
+	static const char ok[] = "{\"status\":\"ok\"}";
+	api_reply_text(c, 200, "application/json", ok, sizeof ok - 1);
+}
+
+void api_readyz(api_call *c)
+{
+	node *n = c->a->node;
+	if (node_ready(n)) {
+		static const char ok[] = "{\"status\":\"ready\"}";
+		api_reply_text(c, 200, "application/json", ok, sizeof ok - 1);
+		return;
+	}
+	http_response_header(c->req, "Retry-After", "1");
+	api_reply_error(c, 503, "unavailable",
+			node_leader(n, NULL) == 0
+				? "no leader is known yet"
+				: "this node has not applied the committed log "
+				  "yet",
+			NULL);
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+typedef struct text {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+} text;
+
+__attribute__((format(printf, 2, 3))) static void out(text *t,
+						      const char *fmt, ...)
+{
+	va_list ap;
+	if (t->failed)
+		return;
+	for (;;) {
+		size_t room = t->cap - t->len;
+		va_start(ap, fmt);
+		int n = vsnprintf(t->buf + t->len, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->failed = true;
+			return;
+		}
+		if ((size_t)n < room) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap * 2 + (size_t)n;
+		char *b = hora_realloc(t->buf, cap);
+		if (b == NULL) {
+			t->failed = true;
+			return;
+		}
+		t->buf = b;
+		t->cap = cap;
+	}
+}
+
+static void hist_out(text *t, const char *name, const char *labels,
+		     const hora_hist *h)
+{
+	uint64_t cum = 0;
+	const char *sep = labels[0] ? "," : "";
+	for (int i = 0; i < HIST_BUCKETS; i++) {
+		cum += h->counts[i];
+		out(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+		    hist_bounds[i], (unsigned long long)cum);
+	}
+	cum += h->counts[HIST_BUCKETS];
+	out(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+	    (unsigned long long)cum);
+	out(t, "%s_sum{%s} %.6f\n", name, labels, h->sum_seconds);
+	out(t, "%s_count{%s} %llu\n", name, labels,
+	    (unsigned long long)h->count);
+}
+
+void api_metrics(api_call *c)
+{
+	api *a = c->a;
+	node *n = a->node;
+	fsm *f = node_fsm(n);
+	text t = {hora_malloc(16384), 0, 16384, false};
+	if (t.buf == NULL) {
+		api_reply_error(c, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	out(&t, "# HELP hora_jobs Jobs in the store.\n# TYPE hora_jobs gauge\n"
+		"hora_jobs %zu\n",
+	    store_count(fsm_store(f)));
+	out(&t, "# HELP hora_job_bytes Bytes held by job records.\n"
+		"# TYPE hora_job_bytes gauge\nhora_job_bytes %zu\n",
+	    store_job_bytes(fsm_store(f)));
+	out(&t, "# HELP hora_raft_term Current Raft term.\n"
+		"# TYPE hora_raft_term gauge\nhora_raft_term %llu\n",
+	    (unsigned long long)node_term(n));
+	out(&t, "# HELP hora_raft_leader 1 if this node leads.\n"
+		"# TYPE hora_raft_leader gauge\nhora_raft_leader %d\n",
+	    node_is_leader(n) ? 1 : 0);
+	out(&t, "# HELP hora_raft_applied_index Last applied log index.\n"
+		"# TYPE hora_raft_applied_index gauge\n"
+		"hora_raft_applied_index %llu\n",
+	    (unsigned long long)fsm_last_index(f));
+	out(&t, "# HELP hora_raft_applied_entries_total Entries applied.\n"
+		"# TYPE hora_raft_applied_entries_total counter\n"
+		"hora_raft_applied_entries_total %llu\n",
+	    (unsigned long long)node_applied_count(n));
+	out(&t, "# HELP hora_raft_snapshots_total Snapshots taken.\n"
+		"# TYPE hora_raft_snapshots_total counter\n"
+		"hora_raft_snapshots_total %llu\n",
+	    (unsigned long long)node_snapshot_count(n));
+	out(&t, "# HELP hora_raft_commit_seconds Proposal to apply on the "
+		"leader.\n# TYPE hora_raft_commit_seconds histogram\n");
+	hist_out(&t, "hora_raft_commit_seconds", "", node_commit_hist(n));
+
+	out(&t, "# HELP hora_http_requests_total API requests by route and "
+		"status.\n# TYPE hora_http_requests_total counter\n");
+	for (int r = 0; r < API_ROUTE_COUNT_; r++)
+		for (int s = 0; s < API_STATUS_SLOTS; s++)
+			if (a->routes[r].by_status[s])
+				out(&t,
+				    "hora_http_requests_total{route=\"%s\","
+				    "status=\"%d\"} %llu\n",
+				    route_labels[r], s,
+				    (unsigned long long)a->routes[r]
+					    .by_status[s]);
+	out(&t, "# HELP hora_http_request_seconds API latency by route.\n"
+		"# TYPE hora_http_request_seconds histogram\n");
+	for (int r = 0; r < API_ROUTE_COUNT_; r++) {
+		char labels[128];
+		if (a->routes[r].latency.count == 0)
+			continue;
+		snprintf(labels, sizeof labels, "route=\"%s\"", route_labels[r]);
+		hist_out(&t, "hora_http_request_seconds", labels,
+			 &a->routes[r].latency);
+	}
+	if (t.failed) {
+		hora_free(t.buf);
+		api_reply_error(c, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	api_reply_text(c, 200, "text/plain; version=0.0.4", t.buf, t.len);
+	hora_free(t.buf);
+}

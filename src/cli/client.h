@@ -1,0 +1,138 @@
+/*
+ * client.h - the CLI's HTTP client for the horad API (API.md "HTTP API").
+ *
+ * One hora_client per command invocation: it holds a libcurl easy handle,
+ * the base URL (cli_ctx.addr without a trailing '/', "http://" added when
+ * no scheme is given) and the bearer token (cli_ctx.token).  Requests and
+ * answers are JSON (jansson).  Every call is synchronous, with a 5 s
+ * connect timeout and a 60 s total timeout; a 503 or 429 answer (no leader
+ * during an election, or back-pressure) is retried, honouring Retry-After,
+ * for up to CLIENT_RETRY_BUDGET_MS before it is reported.
+ *
+ * Errors are reported to the user here, not by the callers: client_call()
+ * prints "hora: <message>" (plus " (field: X)" when the server's error
+ * object names a field) and returns CLI_FAILURE, so a command just
+ * propagates the code.  Not thread-safe; the CLI runs on one thread.
+ *
+ * Memory: jansson is switched to hora_malloc/hora_free by
+ * client_global_init(), so json_dumps() output is freed with hora_free().
+ */
+#ifndef HORA_CLI_CLIENT_H
+#define HORA_CLI_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+/* Total time spent retrying 503/429 answers before giving up. */
+#define CLIENT_RETRY_BUDGET_MS 5000
+#define CLIENT_CONNECT_TIMEOUT_MS 5000
+#define CLIENT_TOTAL_TIMEOUT_MS 60000
+/* Answers larger than this are refused (the API never sends them). */
+#define CLIENT_MAX_BODY (64u << 20)
+
+/* Route jansson's allocations through hora_malloc/hora_free.  Call before
+ * the first jansson use; idempotent. */
+void client_global_init(void);
+
+typedef struct hora_client hora_client;
+
+/* Create a client for ctx->addr / ctx->token (borrowed: ctx must outlive
+ * the client).  Returns CLI_OK and sets *out, or prints the reason and
+ * returns CLI_FAILURE. */
+int client_open(const cli_ctx *ctx, hora_client **out);
+void client_close(hora_client *c);
+
+/* An answer.  Caller-allocated; client_call() fills it, and
+ * client_resp_free() releases what it owns (safe on a zeroed value). */
+typedef struct client_resp {
+	long status;   /* HTTP status; 0 when no answer came */
+	char *body;    /* raw body, NUL-terminated (maybe ""); owned */
+	size_t len;    /* strlen-free length of body */
+	json_t *json;  /* body parsed, or NULL when empty or not JSON; owned */
+} client_resp;
+
+void client_resp_free(client_resp *r);
+
+/*
+ * Send `method` `path` (path and query, already escaped, starting with
+ * '/', e.g. "/v1/jobs/a%20b?limit=5") with `body` (borrowed; NULL for
+ * none) serialized as JSON.
+ *
+ * Returns CLI_OK on a 2xx answer; otherwise prints the error (server
+ * message, or "cannot reach <addr>: <reason>") and returns CLI_FAILURE.
+ * In both cases *resp holds whatever answer arrived and must be freed with
+ * client_resp_free().
+ */
+int client_call(hora_client *c, const char *method, const char *path,
+		const json_t *body, client_resp *resp);
+
+/* Print the raw answer body to stdout (adding a final newline when it has
+ * none); nothing for an empty body.  Returns CLI_OK or CLI_FAILURE when
+ * stdout cannot be written. */
+int client_print_raw(const client_resp *resp);
+
+/* Print `v` indented by 2 spaces, with a newline. */
+int client_print_pretty(const json_t *v);
+
+/*
+ * A growable string for building request paths.  Zero-initialise it; on
+ * allocation failure it records `oom` and ignores further appends, so
+ * callers check once at the end (client_buf_str() returns NULL then).
+ */
+typedef struct client_buf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+	bool has_query; /* a '?' was written by client_buf_query() */
+} client_buf;
+
+void client_buf_add(client_buf *b, const char *s);
+/* Append `s` percent-encoded: everything but RFC 3986 unreserved
+ * characters (A-Z a-z 0-9 - . _ ~) becomes %XX.  For path segments and
+ * query values alike. */
+void client_buf_escape(client_buf *b, const char *s);
+/* Append "?key=value" or "&key=value" with value escaped. */
+void client_buf_query(client_buf *b, const char *key, const char *value);
+/* The string built so far, or NULL after an allocation failure. */
+const char *client_buf_str(const client_buf *b);
+void client_buf_free(client_buf *b);
+
+/*
+ * Plain-text tables: columns separated by two spaces, padded to the widest
+ * cell, the last column unpadded.  Cells are copied.
+ */
+typedef struct client_table client_table;
+
+/* NULL on allocation failure.  `ncols` header cells follow. */
+client_table *client_table_new(size_t ncols, const char *const *header);
+/* Add a row of ncols cells (NULL cells print as "-").  Returns 0 or
+ * -HORA_ENOMEM. */
+int client_table_add(client_table *t, const char *const *cells);
+/* Print to stdout and free the table.  CLI_OK or CLI_FAILURE. */
+int client_table_print(client_table *t);
+void client_table_free(client_table *t);
+
+/*
+ * Option parsing shared by the networked commands.
+ *
+ * client_opt(argc, argv, &i, "--name", &val) matches argv[i] against
+ * "--name VALUE" or "--name=VALUE".  Returns 1 and sets *val (advancing *i
+ * past a separate value) on a match, 0 when argv[i] is another option, or
+ * -1 after printing "NAME needs a value" (usage error).
+ */
+int client_opt(int argc, char **argv, int *i, const char *name,
+	       const char **val);
+
+/* Parse a decimal integer in [min, max]; false when it is not one. */
+bool client_parse_long(const char *s, long min, long max, long *out);
+
+/* Short string of a JSON scalar for tables: strings as is, integers and
+ * reals in decimal, true/false, NULL (printed "-") for null or absent.
+ * The returned pointer is into `buf` or into the JSON value. */
+const char *client_json_cell(const json_t *v, char *buf, size_t bufsize);
+
+#endif

@@ -1,0 +1,185 @@
+/* horad - the hora server: one libuv loop running Raft, the API and the
+ * executors (DESIGN.md, principle 1). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "api/api.h"
+#include "cluster/node.h"
+#include "core/log.h"
+#include "daemon/config.h"
+
+/* How long a stopping node waits for writes already proposed. */
+#define DRAIN_MS 3000
+
+typedef struct horad {
+	uv_loop_t *loop;
+	daemon_config cfg;
+	node *node;
+	api *api;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain;
+	uint64_t drain_started;
+	int stopping;
+	int exit_code;
+	int lock_fd;
+} horad;
+
+static void node_closed(void *ud)
+{
+	horad *d = ud;
+	d->node = NULL;
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->drain, NULL);
+}
+
+static void api_closed(void *ud)
+{
+	horad *d = ud;
+	d->api = NULL;
+	node_close(d->node, node_closed, d);
+}
+
+static void on_drain(uv_timer_t *t)
+{
+	horad *d = t->data;
+	uint64_t waited = (uv_hrtime() - d->drain_started) / 1000000;
+	if (node_pending_count(d->node) > 0 && waited < DRAIN_MS)
+		return;
+	uv_timer_stop(t);
+	if (node_pending_count(d->node) > 0)
+		log_warn("stopping with %zu write(s) still uncommitted",
+			 node_pending_count(d->node));
+	api_close(d->api, api_closed, d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	horad *d = s->data;
+	if (d->stopping++) {
+		log_warn("second %s: exiting now", strsignal(signum));
+		exit(1);
+	}
+	log_info("%s: stopping (send it again to exit at once)",
+		 strsignal(signum));
+	/* no new work; what was proposed is committed before the API
+	 * closes, so acknowledged writes are never cut off */
+	api_stop_accepting(d->api);
+	d->drain_started = uv_hrtime();
+	uv_timer_start(&d->drain, on_drain, 0, 5);
+}
+
+/* One horad per data dir: a second would corrupt the Raft log. */
+static int lock_data_dir(horad *d)
+{
+	char path[4096];
+	if (mkdir(d->cfg.data_dir, 0755) != 0 && errno != EEXIST) {
+		log_error("cannot create data dir %s: %s", d->cfg.data_dir,
+			  strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/LOCK", d->cfg.data_dir);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->lock_fd < 0) {
+		log_error("cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		log_error("data dir %s is in use by another horad", d->cfg.data_dir);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	horad d;
+	hora_error err;
+	char api_url[256];
+	int rv;
+
+	memset(&d, 0, sizeof d);
+	hora_error_clear(&err);
+	if (config_parse(argc, argv, &d.cfg, &err) != 0) {
+		fprintf(stderr, "horad: %s\n", err.msg);
+		return 2;
+	}
+	if (d.cfg.help) {
+		fputs(config_usage, stdout);
+		return 0;
+	}
+	if (d.cfg.version) {
+		printf("horad %s\n", HORA_VERSION);
+		return 0;
+	}
+	log_configure(d.cfg.log_level, d.cfg.log_json);
+	if (d.cfg.join) {
+		fprintf(stderr, "horad: --join is not available in this build "
+				"yet; start every member with the same "
+				"--cluster list\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN); /* DESIGN.md rule 1 */
+	d.loop = uv_default_loop();
+	if (lock_data_dir(&d) != 0)
+		return 1;
+
+	api_config ac = {
+		.host = d.cfg.api_host,
+		.port = d.cfg.api_port,
+		.token = d.cfg.token,
+		.node = NULL,
+	};
+	if (strchr(d.cfg.api_host, ':'))
+		snprintf(api_url, sizeof api_url, "http://[%s]:%s",
+			 d.cfg.api_host, d.cfg.api_port);
+	else
+		snprintf(api_url, sizeof api_url, "http://%s:%s",
+			 d.cfg.api_host, d.cfg.api_port);
+	node_config nc = {
+		.id = d.cfg.id,
+		.data_dir = d.cfg.data_dir,
+		.raft_addr = d.cfg.raft_addr,
+		.api_url = api_url,
+		.cluster = d.cfg.cluster,
+		.heartbeat_ms = d.cfg.heartbeat_ms,
+		.election_ms = d.cfg.election_ms,
+		.snapshot_threshold = d.cfg.snapshot_threshold,
+		.snapshot_trailing = d.cfg.snapshot_trailing,
+	};
+	if ((rv = node_open(d.loop, &nc, &d.node, &err)) != 0) {
+		log_error("%s", err.msg);
+		return rv == -HORA_EINVAL ? 2 : 1;
+	}
+	ac.node = d.node;
+	if ((rv = api_start(d.loop, &ac, &d.api, &err)) != 0) {
+		log_error("%s", err.msg);
+		return rv == -HORA_EINVAL ? 2 : 1;
+	}
+	log_info("horad %s node %llu: API on %s, Raft on %s, data in %s",
+		 HORA_VERSION, (unsigned long long)d.cfg.id, api_url,
+		 d.cfg.raft_addr, d.cfg.data_dir);
+
+	uv_signal_init(d.loop, &d.sigterm);
+	uv_signal_init(d.loop, &d.sigint);
+	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_timer_init(d.loop, &d.drain);
+	d.drain.data = &d;
+
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	uv_loop_close(d.loop);
+	config_free(&d.cfg);
+	log_info("stopped");
+	return d.exit_code;
+}
