@@ -1,0 +1,1127 @@
+/*
+ * test_http.c - the HTTP server on a real loopback socket.
+ *
+ * Each test runs the server on a libuv loop in the main thread and a
+ * libcurl "script" in a second thread.  cmocka is not thread-safe, so the
+ * script only records what it saw; the main thread asserts after joining
+ * it.  When the script ends it wakes the loop (uv_async), which closes the
+ * server unless the test already did; uv_run() returns once every handle
+ * is closed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "api/http.h"
+#include "core/alloc.h"
+
+/* --- fixture -------------------------------------------------------------- */
+
+typedef struct reply {
+	CURLcode rc;
+	long status;
+	long connects; /* new connections this transfer opened */
+	double seconds;
+	char body[8192];
+	size_t body_len;
+	char headers[4096];
+	size_t headers_len;
+} reply;
+
+typedef struct fx fx;
+typedef void (*script_fn)(fx *f);
+
+struct fx {
+	uv_loop_t loop;
+	http_server *srv;
+	uint16_t port;
+	char base[64]; /* "http://127.0.0.1:port" */
+	uv_async_t done_async;
+	pthread_t thread;
+	script_fn script;
+	bool close_called, closed;
+	http_server_stats stats; /* as http_server_close() found them */
+
+	/* handler side (loop thread) */
+	int handled;
+	int aborted_while_closing;
+	http_request *parked;
+	int rv_bad_status, rv_bad_name, rv_bad_value, rv_bad_cl, rv_first,
+		rv_again, rv_header_after;
+	uint32_t max_pending;
+	int rv_plain;
+	double close_t0, closed_t;
+	atomic_int aborted;
+	atomic_int parked_flag;
+
+	/* script side */
+	reply r[8];
+	int ok;           /* keep-alive run: 200s */
+	long connects;    /* keep-alive run: connections opened */
+	double rps;
+	char last_log[512];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void on_log(void *ud, const char *line)
+{
+	fx *f = ud;
+	snprintf(f->last_log, sizeof f->last_log, "%s", line);
+	if (getenv("HTTP_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "mhd: %s\n", line);
+}
+
+static void on_closed(void *ud)
+{
+	fx *f = ud;
+	f->closed = true;
+	f->closed_t = now_s();
+}
+
+static void fx_close(fx *f)
+{
+	if (f->close_called)
+		return;
+	f->close_called = true;
+	f->close_t0 = now_s();
+	http_server_stats_get(f->srv, &f->stats);
+	http_server_close(f->srv, on_closed, f);
+}
+
+static void handler(http_request *req, void *ud);
+
+static int fx_start(fx *f, const http_server_config *base_cfg)
+{
+	http_server_config cfg = {0};
+	hora_error err;
+	int rv;
+
+	memset(f, 0, sizeof *f);
+	if (base_cfg != NULL)
+		cfg = *base_cfg;
+	if (cfg.host == NULL)
+		cfg.host = "127.0.0.1";
+	cfg.log = on_log;
+	cfg.log_ud = f;
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	rv = http_server_start(&f->loop, &cfg, handler, f, &f->srv, &err);
+	if (rv != 0) {
+		assert_int_equal(uv_loop_close(&f->loop), 0);
+		return rv;
+	}
+	f->port = http_server_port(f->srv);
+	assert_true(f->port != 0);
+	if (strchr(cfg.host, ':') != NULL)
+		snprintf(f->base, sizeof f->base, "http://[%s]:%u", cfg.host,
+			 f->port);
+	else
+		snprintf(f->base, sizeof f->base, "http://%s:%u", cfg.host,
+			 f->port);
+	return 0;
+}
+
+static void on_script_done(uv_async_t *a)
+{
+	fx *f = a->data;
+	uv_close((uv_handle_t *)a, NULL);
+	fx_close(f);
+}
+
+static void *script_main(void *arg)
+{
+	fx *f = arg;
+	f->script(f);
+	uv_async_send(&f->done_async);
+	return NULL;
+}
+
+/* Run `script` against the started server until everything is closed. */
+static void fx_run(fx *f, script_fn script)
+{
+	f->script = script;
+	f->done_async.data = f;
+	assert_int_equal(uv_async_init(&f->loop, &f->done_async,
+				       on_script_done),
+			 0);
+	assert_int_equal(pthread_create(&f->thread, NULL, script_main, f), 0);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	pthread_join(f->thread, NULL);
+	assert_true(f->closed);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+}
+
+/* --- client helpers (script thread) -------------------------------------- */
+
+static size_t on_curl_body(char *p, size_t sz, size_t n, void *ud)
+{
+	reply *r = ud;
+	size_t len = sz * n, room = sizeof r->body - 1 - r->body_len;
+	memcpy(r->body + r->body_len, p, len < room ? len : room);
+	r->body_len += len < room ? len : room;
+	r->body[r->body_len] = '\0';
+	return len;
+}
+
+static size_t on_curl_header(char *p, size_t sz, size_t n, void *ud)
+{
+	reply *r = ud;
+	size_t len = sz * n, room = sizeof r->headers - 1 - r->headers_len;
+	memcpy(r->headers + r->headers_len, p, len < room ? len : room);
+	r->headers_len += len < room ? len : room;
+	r->headers[r->headers_len] = '\0';
+	return len;
+}
+
+typedef struct upload {
+	const char *data;
+	size_t len, off;
+} upload;
+
+static size_t on_curl_read(char *buf, size_t sz, size_t n, void *ud)
+{
+	upload *u = ud;
+	size_t len = sz * n;
+	if (len > u->len - u->off)
+		len = u->len - u->off;
+	if (len > 700) /* several chunks */
+		len = 700;
+	memcpy(buf, u->data + u->off, len);
+	u->off += len;
+	return len;
+}
+
+typedef struct req_opts {
+	const char *method; /* NULL: GET, or POST when body set */
+	const char *body;
+	size_t body_len;
+	bool chunked;
+	const char *hdr[4];
+	long timeout_ms;
+} req_opts;
+
+/* One transfer on `c` (kept for keep-alive) or on a fresh handle. */
+static void do_req(fx *f, CURL *c, const char *path, const req_opts *o,
+		   reply *r)
+{
+	static const req_opts none;
+	struct curl_slist *hdrs = NULL;
+	char url[512];
+	bool own = c == NULL;
+	upload up;
+	double t0;
+	int i;
+
+	if (o == NULL)
+		o = &none;
+	if (own)
+		c = curl_easy_init();
+	else
+		curl_easy_reset(c);
+	memset(r, 0, sizeof *r);
+	snprintf(url, sizeof url, "%s%s", f->base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_curl_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_curl_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+			 o->timeout_ms ? o->timeout_ms : 10000L);
+	for (i = 0; i < 4 && o->hdr[i] != NULL; i++)
+		hdrs = curl_slist_append(hdrs, o->hdr[i]);
+	if (o->chunked) {
+		up.data = o->body;
+		up.len = o->body_len;
+		up.off = 0;
+		hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_curl_read);
+		curl_easy_setopt(c, CURLOPT_READDATA, &up);
+	} else if (o->body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, o->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
+	}
+	if (o->method != NULL)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, o->method);
+	if (hdrs != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	t0 = now_s();
+	r->rc = curl_easy_perform(c);
+	r->seconds = now_s() - t0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->connects);
+	curl_slist_free_all(hdrs);
+	if (own)
+		curl_easy_cleanup(c);
+}
+
+/* --- the handler (loop thread) ------------------------------------------- */
+
+typedef struct later {
+	uv_timer_t t;
+	http_request *req;
+	fx *f;
+} later;
+
+static void on_later_closed(uv_handle_t *h)
+{
+	hora_free(h->data);
+}
+
+static void on_later(uv_timer_t *t)
+{
+	later *l = t->data;
+	http_response_header(l->req, "Retry-After", "1");
+	assert_int_equal(http_respond(l->req, 200, "text/plain", "late", 4),
+			 0);
+	uv_close((uv_handle_t *)&l->t, on_later_closed);
+}
+
+static void on_later_abort(http_request *req, void *ud)
+{
+	later *l = ud;
+	(void)req;
+	atomic_fetch_add(&l->f->aborted, 1);
+	uv_close((uv_handle_t *)&l->t, on_later_closed);
+}
+
+static void on_hang_abort(http_request *req, void *ud)
+{
+	fx *f = ud;
+	assert_ptr_equal(req, f->parked);
+	/* The request still reads as before inside the callback. */
+	assert_string_equal(http_request_path(req), "/hang");
+	if (f->close_called)
+		f->aborted_while_closing++;
+	f->parked = NULL;
+	atomic_fetch_add(&f->aborted, 1);
+}
+
+static void on_handle_free(uv_handle_t *h)
+{
+	hora_free(h);
+}
+
+static void on_close_timer(uv_timer_t *t)
+{
+	fx_close(t->data);
+	uv_close((uv_handle_t *)t, on_handle_free);
+}
+
+static int join_labels(void *ud, const char *name, const char *value)
+{
+	char *buf = ud;
+	size_t n = strlen(buf);
+	(void)name;
+	snprintf(buf + n, 256 - n, "%s%s", n ? "," : "", value);
+	return 0;
+}
+
+static int count_all(void *ud, const char *name, const char *value)
+{
+	(void)name;
+	(void)value;
+	return ++*(int *)ud >= 100;
+}
+
+static const char *nz(const char *s)
+{
+	return s != NULL ? s : "(null)";
+}
+
+static void echo(http_request *req)
+{
+	char out[4096], labels[256] = "";
+	const char *flag = http_request_query(req, "flag");
+	const char *missing = http_request_query(req, "missing");
+	const char *xt = http_request_header(req, "x-TEST");
+	size_t blen, nl;
+	const char *body = http_request_body(req, &blen);
+	int all = 0, n;
+
+	nl = http_request_query_each(req, "label", join_labels, labels);
+	http_request_query_each(req, NULL, count_all, &all);
+	n = snprintf(out, sizeof out,
+		     "method=%s path=%s limit=%s labels=%s nlabels=%zu all=%d "
+		     "flag=[%s] missing=%s sp=[%s] xtest=%s len=%zu peer=%s "
+		     "body=%.*s",
+		     http_request_method(req), http_request_path(req),
+		     nz(http_request_query(req, "limit")), labels, nl, all,
+		     nz(flag), nz(missing), nz(http_request_query(req, "sp")),
+		     nz(xt), blen, http_request_peer(req),
+		     blen > 200 ? 200 : (int)blen, body);
+	assert_int_equal(http_response_header(req, "X-Resp", "yes"), 0);
+	assert_int_equal(http_respond(req, 200, "text/plain", out,
+				      (size_t)n),
+			 0);
+}
+
+static void handler(http_request *req, void *ud)
+{
+	fx *f = ud;
+	const char *path = http_request_path(req);
+	http_server_stats st;
+
+	f->handled++;
+	if (strcmp(path, "/echo") == 0) {
+		echo(req);
+	} else if (strncmp(path, "/seg/", 5) == 0) {
+		char seg[256];
+		size_t n;
+		if (http_url_decode(path + 5, strlen(path + 5), seg,
+				    sizeof seg, &n) != 0)
+			http_respond(req, 400, "text/plain", "bad", 3);
+		else
+			http_respond(req, 200, "text/plain", seg, n);
+	} else if (strcmp(path, "/async") == 0) {
+		const char *ms = http_request_query(req, "ms");
+		later *l = hora_malloc(sizeof *l);
+		assert_non_null(l);
+		l->req = req;
+		l->f = f;
+		l->t.data = l;
+		uv_timer_init(&f->loop, &l->t);
+		uv_timer_start(&l->t, on_later, ms ? strtoull(ms, NULL, 10) : 50,
+			       0);
+		http_request_on_abort(req, on_later_abort, l);
+		/* Returning without an answer parks the request. */
+	} else if (strcmp(path, "/hang") == 0) {
+		f->parked = req;
+		http_request_on_abort(req, on_hang_abort, f);
+		if (http_request_query(req, "close") != NULL) {
+			uv_timer_t *t = hora_malloc(sizeof *t);
+			assert_non_null(t);
+			t->data = f;
+			uv_timer_init(&f->loop, t);
+			uv_timer_start(t, on_close_timer, 100, 0);
+		}
+		atomic_store(&f->parked_flag, 1);
+	} else if (strcmp(path, "/wake") == 0) {
+		/* Answer another, parked request from inside this handler. */
+		assert_non_null(f->parked);
+		assert_int_equal(http_respond(f->parked, 200, "text/plain",
+					      "woken", 5),
+				 0);
+		f->parked = NULL;
+		http_respond(req, 200, "text/plain", "ok", 2);
+	} else if (strcmp(path, "/twice") == 0) {
+		f->rv_bad_status = http_respond(req, 42, NULL, "x", 1);
+		f->rv_bad_name = http_response_header(req, "Bad Name", "v");
+		f->rv_bad_value = http_response_header(req, "X-A", "a\r\nB: c");
+		f->rv_bad_cl = http_response_header(req, "content-length", "1");
+		f->rv_first = http_respond(req, 201, NULL, NULL, 0);
+		f->rv_again = http_respond(req, 200, NULL, "x", 1);
+		f->rv_header_after = http_response_header(req, "X-B", "b");
+	} else if (strcmp(path, "/quiesce") == 0) {
+		http_server_stop_accepting(f->srv);
+		http_server_stop_accepting(f->srv);
+		http_respond(req, 200, NULL, "q", 1);
+	} else if (strcmp(path, "/arm") == 0) {
+		/* End the previous injection, answer (its copy is
+		 * allocated), then arm: the n+1-th allocation of ours from
+		 * now on fails, and all after it until the next /arm. */
+		hora_alloc_fail_reset();
+		http_respond(req, 200, NULL, "armed", 5);
+		hora_alloc_fail_after(strtol(http_request_query(req, "n"),
+					     NULL, 10));
+	} else if (strcmp(path, "/plain") == 0) {
+		f->rv_plain = http_respond(req, 200, "text/plain", "plain", 5);
+	} else if (strcmp(path, "/closeme") == 0) {
+		fx_close(f);
+		http_respond(req, 200, NULL, "bye", 3);
+	} else {
+		const char *nf = "{\"error\":{\"code\":\"not_found\"}}";
+		http_respond(req, 404, "application/json", nf, strlen(nf));
+	}
+	http_server_stats_get(f->srv, &st);
+	if (st.pending > f->max_pending)
+		f->max_pending = st.pending;
+}
+
+/* --- tests ---------------------------------------------------------------- */
+
+static void test_url_decode(void **state)
+{
+	char buf[16];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(http_url_decode("a%2Fb%20c+d", 11, buf, sizeof buf,
+					 &n),
+			 0);
+	assert_string_equal(buf, "a/b c+d");
+	assert_int_equal(n, 7);
+	assert_int_equal(http_url_decode("", 0, buf, sizeof buf, &n), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(http_url_decode("%e2%82%AC", 9, buf, sizeof buf, &n),
+			 0);
+	assert_string_equal(buf, "\xe2\x82\xac");
+	assert_int_equal(http_url_decode("%2", 2, buf, sizeof buf, NULL),
+			 -HORA_EINVAL);
+	assert_int_equal(http_url_decode("%zz", 3, buf, sizeof buf, NULL),
+			 -HORA_EINVAL);
+	assert_int_equal(http_url_decode("a%00", 4, buf, sizeof buf, NULL),
+			 -HORA_EINVAL);
+	assert_int_equal(http_url_decode("abcd", 4, buf, 4, NULL),
+			 -HORA_ERANGE);
+	assert_int_equal(http_url_decode("abcd", 4, buf, 5, NULL), 0);
+	assert_int_equal(http_url_decode("", 0, buf, 0, NULL), -HORA_ERANGE);
+	/* In place. */
+	strcpy(buf, "x%41y");
+	assert_int_equal(http_url_decode(buf, 5, buf, sizeof buf, &n), 0);
+	assert_string_equal(buf, "xAy");
+}
+
+static void script_basic(fx *f)
+{
+	req_opts hx = {.hdr = {"X-Test: hello"}};
+	req_opts post = {.body = "hello world", .body_len = 11,
+			 .hdr = {"Content-Type: text/plain"}};
+	CURL *c = curl_easy_init();
+
+	do_req(f, c, "/echo?limit=10&label=a%3D1&label=b=2&flag&sp=a+b%21",
+	       &hx, &f->r[0]);
+	do_req(f, c, "/echo", &post, &f->r[1]);
+	do_req(f, c, "/nope", NULL, &f->r[2]);
+	do_req(f, c, "/seg/a%2Fb%20c", NULL, &f->r[3]);
+	do_req(f, c, "/seg/%zz", NULL, &f->r[4]);
+	do_req(f, c, "/twice", NULL, &f->r[5]);
+	curl_easy_cleanup(c);
+}
+
+static void test_basic(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_basic);
+
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 200);
+	assert_non_null(strstr(f.r[0].body, "method=GET path=/echo limit=10 "));
+	assert_non_null(strstr(f.r[0].body, "labels=a=1,b=2 nlabels=2 all=5"));
+	assert_non_null(strstr(f.r[0].body, "flag=[] missing=(null)"));
+	assert_non_null(strstr(f.r[0].body, "sp=[a b!] xtest=hello len=0"));
+	assert_non_null(strstr(f.r[0].body, "peer=127.0.0.1:"));
+	assert_non_null(strstr(f.r[0].headers, "X-Resp: yes\r\n"));
+	assert_non_null(strstr(f.r[0].headers, "Content-Type: text/plain"));
+
+	assert_int_equal(f.r[1].status, 200);
+	assert_non_null(strstr(f.r[1].body, "method=POST path=/echo"));
+	assert_non_null(strstr(f.r[1].body, "len=11 "));
+	assert_non_null(strstr(f.r[1].body, "body=hello world"));
+
+	assert_int_equal(f.r[2].status, 404);
+	assert_string_equal(f.r[2].body, "{\"error\":{\"code\":\"not_found\"}}");
+	assert_non_null(strstr(f.r[2].headers,
+			       "Content-Type: application/json"));
+
+	assert_int_equal(f.r[3].status, 200);
+	assert_string_equal(f.r[3].body, "a/b c");
+	assert_int_equal(f.r[4].status, 400);
+
+	assert_int_equal(f.r[5].status, 201);
+	assert_int_equal(f.rv_bad_status, -HORA_EINVAL);
+	assert_int_equal(f.rv_bad_name, -HORA_EINVAL);
+	assert_int_equal(f.rv_bad_value, -HORA_EINVAL);
+	assert_int_equal(f.rv_bad_cl, -HORA_EINVAL);
+	assert_int_equal(f.rv_first, 0);
+	assert_int_equal(f.rv_again, -HORA_EINVAL);
+	assert_int_equal(f.rv_header_after, -HORA_EINVAL);
+
+	/* All six on one keep-alive connection. */
+	assert_int_equal(f.r[0].connects, 1);
+	for (int i = 1; i < 6; i++)
+		assert_int_equal(f.r[i].connects, 0);
+	assert_int_equal(f.handled, 6);
+	assert_int_equal(f.stats.requests, 6);
+	assert_int_equal(f.stats.responses, 6);
+	assert_int_equal(f.stats.status[2], 4);
+	assert_int_equal(f.stats.status[4], 2);
+	assert_int_equal(f.stats.connections, 1);
+	assert_true(f.stats.open_connections <= 1);
+	assert_true(f.stats.bytes_in > 11);
+	assert_true(f.stats.bytes_out > 0);
+}
+
+static void script_async(fx *f)
+{
+	CURL *c = curl_easy_init();
+	do_req(f, c, "/async?ms=50", NULL, &f->r[0]);
+	do_req(f, c, "/async?ms=0", NULL, &f->r[1]);
+	do_req(f, c, "/echo", NULL, &f->r[2]);
+	curl_easy_cleanup(c);
+}
+
+static void test_async(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_async);
+	assert_int_equal(f.r[0].status, 200);
+	assert_string_equal(f.r[0].body, "late");
+	assert_non_null(strstr(f.r[0].headers, "Retry-After: 1\r\n"));
+	assert_true(f.r[0].seconds >= 0.045);
+	assert_int_equal(f.r[1].status, 200);
+	assert_int_equal(f.r[2].status, 200);
+	assert_int_equal(f.r[1].connects + f.r[2].connects, 0);
+	assert_int_equal(atomic_load(&f.aborted), 0);
+	assert_int_equal(f.stats.pending, 0);
+	assert_int_equal(f.stats.aborted, 0);
+}
+
+/* Many parked at once, answered by timers in any order. */
+static void script_parallel(fx *f)
+{
+	CURLM *m = curl_multi_init();
+	CURL *e[20];
+	reply *r = hora_calloc(20, sizeof *r);
+	char url[128];
+	int running = 1, i, ok = 0;
+
+	for (i = 0; i < 20; i++) {
+		e[i] = curl_easy_init();
+		snprintf(url, sizeof url, "%s/async?ms=%d", f->base,
+			 100 - 4 * i);
+		curl_easy_setopt(e[i], CURLOPT_URL, url);
+		curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_curl_body);
+		curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &r[i]);
+		curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 5000L);
+		curl_multi_add_handle(m, e[i]);
+	}
+	while (running) {
+		curl_multi_perform(m, &running);
+		if (running)
+			curl_multi_poll(m, NULL, 0, 100, NULL);
+	}
+	for (i = 0; i < 20; i++) {
+		long st = 0;
+		curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &st);
+		if (st == 200 && strcmp(r[i].body, "late") == 0)
+			ok++;
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+	}
+	curl_multi_cleanup(m);
+	hora_free(r);
+	f->ok = ok;
+}
+
+static void test_parallel_async(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_parallel);
+	assert_int_equal(f.ok, 20);
+	assert_true(f.max_pending >= 5);
+	assert_int_equal(f.stats.pending, 0);
+	assert_int_equal(f.stats.connections, 20);
+}
+
+static void script_wake(fx *f);
+
+static void *hang_thread(void *arg)
+{
+	fx *f = arg;
+	do_req(f, NULL, "/hang", NULL, &f->r[0]);
+	return NULL;
+}
+
+static void script_wake(fx *f)
+{
+	pthread_t t;
+	int i;
+
+	pthread_create(&t, NULL, hang_thread, f);
+	for (i = 0; i < 500 && !atomic_load(&f->parked_flag); i++)
+		sleep_ms(5);
+	do_req(f, NULL, "/wake", NULL, &f->r[1]);
+	pthread_join(t, NULL);
+}
+
+static void test_respond_from_other_handler(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_wake);
+	assert_int_equal(f.r[0].status, 200);
+	assert_string_equal(f.r[0].body, "woken");
+	assert_int_equal(f.r[1].status, 200);
+	assert_true(f.r[0].seconds < 2.0);
+	assert_int_equal(atomic_load(&f.aborted), 0);
+}
+
+static char *filled(size_t n)
+{
+	char *p = hora_malloc(n + 1);
+	assert_non_null(p);
+	memset(p, 'x', n);
+	p[n] = '\0';
+	return p;
+}
+
+static void script_too_large(fx *f)
+{
+	char *big = filled(5000), *fit = filled(1024), *huge = filled(20000);
+	req_opts o1 = {.body = big, .body_len = 5000, .hdr = {"Expect:"}};
+	req_opts o2 = {.body = big, .body_len = 5000,
+		       .hdr = {"Expect: 100-continue"}};
+	req_opts o3 = {.body = big, .body_len = 5000, .chunked = true,
+		       .hdr = {"Expect:"}};
+	req_opts o4 = {.body = fit, .body_len = 1024, .hdr = {"Expect:"}};
+	req_opts o5 = {.body = fit, .body_len = 1024, .chunked = true,
+		       .hdr = {"Expect:"}};
+	req_opts o6 = {.body = huge, .body_len = 20000, .chunked = true,
+		       .hdr = {"Expect:"}};
+	CURL *c = curl_easy_init();
+
+	do_req(f, c, "/echo", &o1, &f->r[0]);
+	do_req(f, c, "/echo", &o2, &f->r[1]);
+	do_req(f, c, "/echo", &o3, &f->r[2]);
+	do_req(f, c, "/echo", &o4, &f->r[3]);
+	do_req(f, c, "/echo", &o5, &f->r[4]);
+	do_req(f, c, "/echo", &o6, &f->r[5]);
+	do_req(f, c, "/echo", NULL, &f->r[6]);
+	curl_easy_cleanup(c);
+	hora_free(huge);
+	hora_free(big);
+	hora_free(fit);
+}
+
+static void test_too_large(void **state)
+{
+	http_server_config cfg = {.max_body = 1024};
+	const char *want = "{\"error\":{\"code\":\"payload_too_large\","
+			   "\"message\":\"request body exceeds 1024 bytes\"}}";
+	fx f;
+	int i;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_too_large);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(f.r[i].rc, CURLE_OK);
+		assert_int_equal(f.r[i].status, 413);
+		assert_string_equal(f.r[i].body, want);
+		assert_non_null(strstr(f.r[i].headers,
+				       "Content-Type: application/json"));
+	}
+	assert_int_equal(f.r[3].status, 200);
+	assert_non_null(strstr(f.r[3].body, "len=1024 "));
+	assert_int_equal(f.r[4].status, 200);
+	assert_non_null(strstr(f.r[4].body, "len=1024 "));
+	/* Chunked, past 8 x the limit: cut off, and the next is fine. */
+	assert_int_not_equal(f.r[5].rc, CURLE_OK);
+	assert_int_equal(f.r[6].status, 200);
+	assert_non_null(strstr(f.last_log, "refused body goes on past 8192"));
+	/* The handler saw only those that fit. */
+	assert_int_equal(f.handled, 3);
+	assert_int_equal(f.stats.too_large, 4);
+}
+
+static void script_disconnect(fx *f)
+{
+	req_opts o = {.timeout_ms = 200};
+	int i;
+
+	do_req(f, NULL, "/hang", &o, &f->r[0]);
+	for (i = 0; i < 600 && atomic_load(&f->aborted) == 0; i++)
+		sleep_ms(5);
+	do_req(f, NULL, "/echo", NULL, &f->r[1]);
+}
+
+static void test_client_disconnect(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_disconnect);
+	assert_int_equal(f.r[0].rc, CURLE_OPERATION_TIMEDOUT);
+	assert_int_equal(atomic_load(&f.aborted), 1);
+	assert_int_equal(f.aborted_while_closing, 0);
+	assert_null(f.parked);
+	assert_int_equal(f.r[1].status, 200);
+	assert_int_equal(f.stats.aborted, 1);
+	assert_int_equal(f.stats.pending, 0);
+	assert_true(f.stats.open_connections <= 1);
+}
+
+static void script_close_pending(fx *f)
+{
+	do_req(f, NULL, "/hang?close=1", NULL, &f->r[0]);
+}
+
+static void test_close_with_pending(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_close_pending);
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 503);
+	assert_non_null(strstr(f.r[0].body, "\"code\":\"shutting_down\""));
+	assert_int_equal(atomic_load(&f.aborted), 1);
+	assert_int_equal(f.aborted_while_closing, 1);
+	assert_int_equal(f.stats.pending, 1); /* when close was called */
+}
+
+static void script_closeme(fx *f)
+{
+	do_req(f, NULL, "/closeme", NULL, &f->r[0]);
+	do_req(f, NULL, "/echo", &(req_opts){.timeout_ms = 1000}, &f->r[1]);
+}
+
+static void test_close_from_handler(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_closeme);
+	assert_int_equal(f.r[0].status, 200);
+	assert_string_equal(f.r[0].body, "bye");
+	/* Not accepting any more. */
+	assert_int_equal(f.r[1].rc, CURLE_COULDNT_CONNECT);
+	assert_int_equal(f.handled, 1);
+}
+
+static void script_keepalive(fx *f)
+{
+	CURL *c = curl_easy_init();
+	reply *r = hora_malloc(sizeof *r);
+	char path[64];
+	double t0;
+	int i;
+
+	assert_non_null(r);
+	t0 = now_s();
+	for (i = 0; i < 2000; i++) {
+		snprintf(path, sizeof path, "/echo?limit=%d", i);
+		do_req(f, c, path, NULL, r);
+		f->connects += r->connects;
+		if (r->status == 200 && r->rc == CURLE_OK)
+			f->ok++;
+	}
+	f->rps = 2000.0 / (now_s() - t0);
+	hora_free(r);
+	curl_easy_cleanup(c);
+}
+
+static void test_keepalive_many(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_keepalive);
+	assert_int_equal(f.ok, 2000);
+	assert_int_equal(f.connects, 1);
+	assert_int_equal(f.stats.requests, 2000);
+	assert_int_equal(f.stats.connections, 1);
+	print_message("keep-alive: %.0f sequential requests/s (libcurl "
+		      "client, one connection)\n",
+		      f.rps);
+}
+
+static void script_idle(fx *f)
+{
+	CURL *c = curl_easy_init();
+	do_req(f, c, "/async?ms=1500", NULL, &f->r[0]);
+	sleep_ms(1700);
+	do_req(f, c, "/echo", NULL, &f->r[1]);
+	curl_easy_cleanup(c);
+}
+
+/* A parked request outlives the idle timeout; an idle connection not. */
+static void test_idle_timeout_spares_long_poll(void **state)
+{
+	http_server_config cfg = {.idle_timeout_s = 1};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_idle);
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 200);
+	assert_true(f.r[0].seconds >= 1.4);
+	assert_int_equal(f.r[1].status, 200);
+	assert_int_equal(f.r[1].connects, 1); /* the old one was closed */
+}
+
+static void script_quiesce(fx *f)
+{
+	CURL *c = curl_easy_init();
+	do_req(f, c, "/echo", NULL, &f->r[0]);
+	do_req(f, c, "/quiesce", NULL, &f->r[1]);
+	do_req(f, NULL, "/echo", &(req_opts){.timeout_ms = 1000}, &f->r[2]);
+	do_req(f, c, "/echo", NULL, &f->r[3]);
+	curl_easy_cleanup(c);
+}
+
+static void test_stop_accepting(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_quiesce);
+	assert_int_equal(f.r[1].status, 200);
+	assert_int_equal(f.r[2].rc, CURLE_COULDNT_CONNECT);
+	assert_int_equal(f.r[3].status, 200);
+	assert_int_equal(f.r[3].connects, 0);
+}
+
+static void script_ipv6(fx *f)
+{
+	do_req(f, NULL, "/echo?limit=6", NULL, &f->r[0]);
+}
+
+static void test_ipv6(void **state)
+{
+	http_server_config cfg = {.host = "::1"};
+	fx f;
+	int rv;
+
+	(void)state;
+	rv = fx_start(&f, &cfg);
+	if (rv == -HORA_EUNAVAIL || rv == -HORA_EIO) {
+		print_message("no IPv6 loopback here: %s\n", hora_strerror(rv));
+		skip();
+	}
+	assert_int_equal(rv, 0);
+	fx_run(&f, script_ipv6);
+	assert_int_equal(f.r[0].status, 200);
+	assert_non_null(strstr(f.r[0].body, "limit=6 "));
+	assert_non_null(strstr(f.r[0].body, "peer=[::1]:"));
+}
+
+static void script_nothing(fx *f)
+{
+	(void)f;
+}
+
+static void test_start_errors(void **state)
+{
+	http_server_config cfg = {0};
+	char port[16], want[128];
+	http_server *s2 = NULL;
+	hora_error err;
+	fx f;
+
+	(void)state;
+	cfg.host = "nope";
+	assert_int_equal(fx_start(&f, &cfg), -HORA_EINVAL);
+	uv_loop_init(&f.loop);
+	assert_int_equal(http_server_start(&f.loop, &cfg, handler, &f, &s2,
+					   &err),
+			 -HORA_EINVAL);
+	assert_string_equal(err.field, "host");
+	assert_string_equal(err.msg,
+			    "host: \"nope\" is not an IPv4 or IPv6 address");
+	cfg.host = NULL;
+	cfg.port = "70000";
+	assert_int_equal(http_server_start(&f.loop, &cfg, handler, &f, &s2,
+					   &err),
+			 -HORA_EINVAL);
+	assert_string_equal(err.msg, "port: \"70000\" is not a number 0-65535");
+	cfg.port = "12a";
+	assert_int_equal(http_server_start(&f.loop, &cfg, handler, &f, &s2,
+					   &err),
+			 -HORA_EINVAL);
+	assert_null(s2);
+	uv_loop_close(&f.loop);
+
+	/* Address in use. */
+	assert_int_equal(fx_start(&f, NULL), 0);
+	snprintf(port, sizeof port, "%u", f.port);
+	cfg.port = port;
+	cfg.host = "127.0.0.1";
+	assert_int_equal(http_server_start(&f.loop, &cfg, handler, &f, &s2,
+					   &err),
+			 -HORA_EBUSY);
+	snprintf(want, sizeof want,
+		 "cannot listen on 127.0.0.1:%u: address already in use",
+		 f.port);
+	assert_string_equal(err.msg, want);
+	assert_null(s2);
+	fx_run(&f, script_nothing);
+}
+
+static void on_done_flag(void *ud)
+{
+	*(bool *)ud = true;
+}
+
+static void script_oom(fx *f)
+{
+	CURL *c = curl_easy_init();
+	char *body = filled(1000), path[400];
+	req_opts post = {.body = body, .body_len = 1000, .hdr = {"Expect:"}};
+
+	memset(path, 'p', sizeof path);
+	memcpy(path, "/long", 5);
+	path[sizeof path - 1] = '\0';
+	/* Each /arm goes over the connection `c` already has, then the
+	 * victim opens a new one.  The connection object: */
+	do_req(f, c, "/arm?n=0", NULL, &f->r[0]);
+	do_req(f, NULL, "/plain", NULL, &f->r[1]);
+	/* The body buffer (connection object first). */
+	do_req(f, c, "/arm?n=1", NULL, &f->r[2]);
+	do_req(f, NULL, "/echo", &post, &f->r[3]);
+	/* The copy of the answer. */
+	do_req(f, c, "/arm?n=1", NULL, &f->r[4]);
+	do_req(f, NULL, "/plain", NULL, &f->r[5]);
+	/* A path too long for the inline buffer. */
+	do_req(f, c, "/arm?n=1", NULL, &f->r[6]);
+	do_req(f, NULL, path, NULL, &f->r[7]);
+	curl_easy_cleanup(c);
+	hora_free(body);
+}
+
+static void test_runtime_oom(void **state)
+{
+	const char *oom = "{\"error\":{\"code\":\"internal\","
+			  "\"message\":\"out of memory\"}}";
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_oom);
+	hora_alloc_fail_reset();
+
+	/* No connection object: MHD drops the connection. */
+	assert_int_equal(f.r[1].rc, CURLE_GOT_NOTHING);
+	/* No body buffer: 500 before the body is read. */
+	assert_int_equal(f.r[3].status, 500);
+	assert_string_equal(f.r[3].body, oom);
+	/* No copy of the answer: 500 instead, and the handler is told. */
+	assert_int_equal(f.r[5].status, 500);
+	assert_string_equal(f.r[5].body, oom);
+	assert_int_equal(f.rv_plain, -HORA_ENOMEM);
+	assert_int_equal(f.r[7].status, 500);
+	for (int i = 0; i < 8; i += 2)
+		assert_int_equal(f.r[i].status, 200);
+}
+
+static void script_half_request(fx *f)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(f->port)};
+	static const char partial[] = "GET /echo HTTP/1.1\r\nHost: x\r\n";
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    write(fd, partial, sizeof partial - 1) > 0)
+		f->ok = fd;
+	sleep_ms(100); /* let the server read the request line */
+}
+
+/* A request that never completes holds the close for the grace period. */
+static void test_close_grace(void **state)
+{
+	http_server_config cfg = {.close_grace_ms = 300};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_half_request);
+	assert_true(f.ok > 0);
+	assert_int_equal(f.stats.in_flight, 1);
+	assert_true(f.closed_t - f.close_t0 >= 0.28);
+	assert_true(f.closed_t - f.close_t0 < 2.0);
+	assert_int_equal(f.handled, 0);
+	close(f.ok);
+}
+
+static void test_start_oom(void **state)
+{
+	uv_loop_t loop;
+	http_server *s = NULL;
+	bool closed = false;
+	long n;
+	int rv = -1;
+
+	(void)state;
+	uv_loop_init(&loop);
+	for (n = 0; n < 50; n++) {
+		hora_alloc_fail_after(n);
+		rv = http_server_start(&loop, NULL, handler, NULL, &s, NULL);
+		hora_alloc_fail_reset();
+		if (rv == 0)
+			break;
+		assert_int_equal(rv, -HORA_ENOMEM);
+	}
+	assert_int_equal(rv, 0);
+	http_server_close(s, on_done_flag, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_true(closed);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_decode),
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_parallel_async),
+		cmocka_unit_test(test_respond_from_other_handler),
+		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_client_disconnect),
+		cmocka_unit_test(test_close_with_pending),
+		cmocka_unit_test(test_close_from_handler),
+		cmocka_unit_test(test_keepalive_many),
+		cmocka_unit_test(test_idle_timeout_spares_long_poll),
+		cmocka_unit_test(test_stop_accepting),
+		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_start_errors),
+		cmocka_unit_test(test_runtime_oom),
+		cmocka_unit_test(test_close_grace),
+		cmocka_unit_test(test_start_oom),
+	};
+	int rv;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rv = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rv;
+}
