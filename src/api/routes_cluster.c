@@ -156,8 +156,10 @@ static void hist_out(text *t, const char *name, const char *labels,
 	cum += h->counts[HIST_BUCKETS];
 	out(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
 	    (unsigned long long)cum);
-	out(t, "%s_sum{%s} %.6f\n", name, labels, h->sum_seconds);
-	out(t, "%s_count{%s} %llu\n", name, labels,
+	const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+	out(t, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
+	    h->sum_seconds);
+	out(t, "%s_count%s%s%s %llu\n", name, open, labels, close,
 	    (unsigned long long)h->count);
 }
 

@@ -216,7 +216,10 @@ int duration_parse(const char *s, int64_t *out_usec, const char *field,
 		if (whole > HORA_DURATION_MAX / unit)
 			return bad_duration(err, field, s,
 					    "longer than 100 years");
-		total += whole * unit + frac * unit / frac_scale;
+		/* frac < 10^12 and unit <= 1 day in us: the product needs
+		 * 128 bits */
+		total += whole * unit +
+			 (int64_t)((__int128)frac * unit / frac_scale);
 		if (total > HORA_DURATION_MAX)
 			return bad_duration(err, field, s,
 					    "longer than 100 years");

@@ -147,6 +147,8 @@ static void test_durations(void **state)
 	expect_duration("10\xc2\xb5s", 10, "10us");
 	expect_duration("1h2m3s4ms5us", 3723 * S + 4005, "1h2m3s4ms5us");
 	expect_duration("0.25s", 250000, "250ms");
+	/* a long fraction of a large unit must not overflow */
+	expect_duration("0.999999999999h", 3599999999, "59m59s999ms999us");
 
 	expect_duration_error("", "empty");
 	expect_duration_error("10", "missing unit");
