@@ -121,14 +121,19 @@ static void pending_abort(http_request *req, void *ud)
 	p->gone = true; /* the commit callback frees p */
 }
 
+void api_pending_init(api_pending *p, const api_call *c, int kind)
+{
+	p->call = *c;
+	p->kind = kind;
+	http_request_on_abort(c->req, pending_abort, p);
+}
+
 api_pending *api_pending_new(const api_call *c, int kind)
 {
 	api_pending *p = hora_calloc(1, sizeof *p);
 	if (p == NULL)
 		return NULL;
-	p->call = *c;
-	p->kind = kind;
-	http_request_on_abort(c->req, pending_abort, p);
+	api_pending_init(p, c, kind);
 	return p;
 }
 
@@ -285,6 +290,7 @@ int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 		return hora_error_set(err, -HORA_ENOMEM, "", "out of memory");
 	a->loop = loop;
 	a->node = cfg->node;
+	a->dispatch = cfg->dispatch;
 	if (cfg->token) {
 		a->token = hora_strdup(cfg->token);
 		if (a->token == NULL) {

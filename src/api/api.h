@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "cluster/dispatch.h"
 #include "cluster/node.h"
 #include "core/err.h"
 
@@ -19,6 +20,7 @@ typedef struct api_config {
 	const char *port;  /* "7070"; "0" for an ephemeral port */
 	const char *token; /* bearer token for /v1, or NULL */
 	node *node;        /* borrowed; outlives the api */
+	dispatch *dispatch; /* borrowed; NULL: runs are not served */
 } api_config;
 
 typedef struct api api;

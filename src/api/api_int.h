@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/http.h"
+#include "cluster/dispatch.h"
 #include "core/hist.h"
 #include "sched/job.h"
 
@@ -58,6 +59,7 @@ struct api {
 	uv_loop_t *loop;
 	http_server *http;
 	node *node;
+	dispatch *dispatch;
 	char *token;
 	api_route_stats routes[API_ROUTE_COUNT_];
 	void (*close_done)(void *);
@@ -99,6 +101,9 @@ typedef struct api_pending {
 } api_pending;
 
 api_pending *api_pending_new(const api_call *c, int kind);
+/* Set up a pending record embedded first in a larger hora_malloc'd
+ * struct (api_pending_free frees that struct). */
+void api_pending_init(api_pending *p, const api_call *c, int kind);
 /* Propose `buf` for `p`; answers and frees p itself on failure. */
 void api_pending_propose(api_pending *p, uint8_t *buf, size_t len,
 			 node_commit_cb cb);
@@ -112,6 +117,10 @@ void api_pending_free(api_pending *p);
 void api_jobs_route(api_call *c, const char *const *seg, size_t nseg);
 /* routes_cluster.c: /v1/cluster..., /healthz, /readyz, /metrics */
 void api_cluster_route(api_call *c, const char *const *seg, size_t nseg);
+/* routes_runs.c: /v1/runs..., /v1/queues..., trigger, job history */
+void api_runs_route(api_call *c, const char *const *seg, size_t nseg);
+void api_trigger(api_call *c, const char *name);
+void api_job_runs(api_call *c, const char *name);
 void api_healthz(api_call *c);
 void api_readyz(api_call *c);
 void api_metrics(api_call *c);

@@ -3,9 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "api/api_int.h"
 #include "api/job_json.h"
+#include "api/run_json.h"
 #include "core/alloc.h"
 #include "fsm/entry.h"
 #include "fsm/fsm.h"
@@ -55,10 +57,19 @@ static json_t *body_object(api_call *c)
 	return obj;
 }
 
-/* The job as JSON for a reply. */
+/* The job as JSON for a reply, with its last run. */
 static json_t *job_json(const job *j)
 {
-	return job_to_json(j);
+	json_t *o = job_to_json(j);
+	if (o && j->runs) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		hora_time now = (hora_time)ts.tv_sec * HORA_USEC_PER_SEC +
+				ts.tv_nsec / 1000;
+		json_object_set_new(o, "last_run",
+				    run_summary_json(j->runs, now));
+	}
+	return o;
 }
 
 static store *jobs_of(api_call *c)
@@ -439,13 +450,6 @@ static void get_job(api_call *c, const char *name)
 
 /* ---- routing ---------------------------------------------------------- */
 
-static void not_yet(api_call *c)
-{
-	api_reply_error(c, 501, "not_implemented",
-			"runs and queues are not available in this build yet",
-			NULL);
-}
-
 void api_jobs_route(api_call *c, const char *const *seg, size_t nseg)
 {
 	const char *m = method_of(c);
@@ -496,15 +500,19 @@ void api_jobs_route(api_call *c, const char *const *seg, size_t nseg)
 		}
 		if (is(verb, "trigger")) {
 			c->route = API_ROUTE_JOB_TRIGGER;
-			return not_yet(c);
+			if (!is(m, "POST"))
+				return method_not_allowed(c, "POST");
+			return api_trigger(c, name);
 		}
 		if (is(verb, "runs")) {
 			c->route = API_ROUTE_JOB_RUNS;
-			return not_yet(c);
+			if (!is(m, "GET"))
+				return method_not_allowed(c, "GET");
+			return api_job_runs(c, name);
 		}
 	}
 	if (is(seg[0], "runs") || is(seg[0], "runs:complete") ||
 	    is(seg[0], "queues"))
-		return not_yet(c);
+		return api_runs_route(c, seg, nseg);
 	api_reply_error(c, 404, "not_found", "no such route", NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "cluster/node.h"
 #include "core/alloc.h"
+#include "fsm/fsm.h"
 #include "sched/job.h"
 
 const char config_usage[] =
@@ -43,6 +44,11 @@ const char config_usage[] =
 	"16384, adapted to entry size)\n"
 	"  --snapshot-trailing N   entries kept after a snapshot (default "
 	"8192)\n"
+	"  --history-per-job N     finished runs kept per job (default 100)\n"
+	"  --history-bytes N       bytes of run history kept in all (default "
+	"268435456)\n"
+	"                          (every node of a cluster needs the same two "
+	"values)\n"
 	"\n"
 	"exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or "
 	"configuration\n";
@@ -167,6 +173,8 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 	cfg->log_level = LOG_INFO;
 	cfg->heartbeat_ms = 50;
 	cfg->election_ms = 250;
+	cfg->history_per_job = FSM_HISTORY_PER_JOB_DEFAULT;
+	cfg->history_bytes = FSM_HISTORY_BYTES_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -279,6 +287,15 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 			    0)
 				return rv;
 			cfg->snapshot_trailing = (unsigned)v;
+		} else if (strcmp(flag, "--history-per-job") == 0) {
+			if ((rv = parse_uint(flag, val, 100000, 1, &v, err)) != 0)
+				return rv;
+			cfg->history_per_job = v;
+		} else if (strcmp(flag, "--history-bytes") == 0) {
+			if ((rv = parse_uint(flag, val, 1ul << 40, 0, &v, err)) !=
+			    0)
+				return rv;
+			cfg->history_bytes = v;
 		} else {
 			return hora_error_set(err, -HORA_EINVAL, flag,
 					      "unknown flag %s (see horad "

@@ -33,6 +33,8 @@ typedef struct daemon_config {
 	unsigned election_ms;
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
+	size_t history_per_job;
+	size_t history_bytes;
 	bool help;
 	bool version;
 } daemon_config;

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "cluster/dispatch.h"
 #include "cluster/node.h"
 #include "core/log.h"
 #include "daemon/config.h"
@@ -24,6 +25,7 @@ typedef struct horad {
 	uv_loop_t *loop;
 	daemon_config cfg;
 	node *node;
+	dispatch *dispatch;
 	api *api;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain;
@@ -46,6 +48,8 @@ static void api_closed(void *ud)
 {
 	horad *d = ud;
 	d->api = NULL;
+	dispatch_close(d->dispatch);
+	d->dispatch = NULL;
 	node_close(d->node, node_closed, d);
 }
 
@@ -160,7 +164,14 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		return rv == -HORA_EINVAL ? 2 : 1;
 	}
+	fsm_set_history(node_fsm(d.node), d.cfg.history_per_job,
+			d.cfg.history_bytes);
+	if ((rv = dispatch_new(d.loop, d.node, &d.dispatch)) != 0) {
+		log_error("cannot start the dispatcher: %s", hora_strerror(rv));
+		return 1;
+	}
 	ac.node = d.node;
+	ac.dispatch = d.dispatch;
 	if ((rv = api_start(d.loop, &ac, &d.api, &err)) != 0) {
 		log_error("%s", err.msg);
 		return rv == -HORA_EINVAL ? 2 : 1;

@@ -315,3 +315,114 @@ int entry_read_header(wire_reader *r, const void *buf, size_t len,
 		return -HORA_EVERSION;
 	return 0;
 }
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f)))
+		return 0; /* overlong, or a UTF-16 surrogate */
+	if (n == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
+		return 0;
+	return n;
+}
+
+void entry_put_text(wire_writer *w, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t start = w->len;
+	wire_u32(w, (uint32_t)len);
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
+		if (n == 0) {
+			wire_u8(w, '?');
+			i++;
+		} else {
+			wire_put(w, p + i, n);
+			i += n;
+		}
+	}
+	(void)start;
+}
+
+int entry_encode_fire(const fire_item *items, size_t n, hora_time stamp,
+		      uint8_t **buf, size_t *len)
+{
+	wire_writer w;
+	wire_writer_init(&w);
+	header(&w, ENTRY_FIRE, 0, (uint32_t)n, stamp);
+	for (size_t i = 0; i < n; i++) {
+		entry_put_str(&w, items[i].job);
+		wire_u64(&w, (uint64_t)items[i].expect);
+		wire_u64(&w, (uint64_t)items[i].scheduled_at);
+		wire_u64(&w, (uint64_t)items[i].due_at);
+		wire_u64(&w, (uint64_t)items[i].resume_after);
+		wire_u8(&w, items[i].flags);
+	}
+	return finish(&w, buf, len);
+}
+
+int entry_encode_lease(const lease_item *items, size_t n, hora_time stamp,
+		       uint8_t **buf, size_t *len)
+{
+	wire_writer w;
+	wire_writer_init(&w);
+	header(&w, ENTRY_LEASE, 0, (uint32_t)n, stamp);
+	for (size_t i = 0; i < n; i++) {
+		wire_u64(&w, items[i].run);
+		wire_u32(&w, items[i].attempt);
+		entry_put_str(&w, items[i].worker);
+		wire_u64(&w, (uint64_t)items[i].lease_expires_at);
+	}
+	return finish(&w, buf, len);
+}
+
+int entry_encode_complete(const complete_item *items, size_t n,
+			  hora_time stamp, uint8_t **buf, size_t *len)
+{
+	wire_writer w;
+	wire_writer_init(&w);
+	header(&w, ENTRY_COMPLETE, 0, (uint32_t)n, stamp);
+	for (size_t i = 0; i < n; i++) {
+		const complete_item *c = &items[i];
+		wire_u64(&w, c->run);
+		wire_u32(&w, c->attempt);
+		entry_put_str(&w, c->worker);
+		wire_u8(&w, c->status);
+		wire_u32(&w, (uint32_t)c->exit_code);
+		entry_put_text(&w, c->output ? c->output : "",
+			       c->output ? c->output_len : 0);
+		entry_put_text(&w, c->error ? c->error : "",
+			       c->error ? strlen(c->error) : 0);
+	}
+	return finish(&w, buf, len);
+}
+
+int entry_encode_expire(const expire_item *items, size_t n, hora_time stamp,
+			uint8_t **buf, size_t *len)
+{
+	wire_writer w;
+	wire_writer_init(&w);
+	header(&w, ENTRY_EXPIRE, 0, (uint32_t)n, stamp);
+	for (size_t i = 0; i < n; i++) {
+		wire_u64(&w, items[i].run);
+		wire_u32(&w, items[i].attempt);
+	}
+	return finish(&w, buf, len);
+}

@@ -39,7 +39,59 @@ typedef enum {
 	ENTRY_SET_PAUSED = 3,  /* count names; flags: 1 = pause, 0 = resume */
 	ENTRY_NODE_INFO = 4,   /* count 1: u64 node id, string api address */
 	ENTRY_NOOP = 5,        /* count 0: a barrier */
+	ENTRY_FIRE = 6,        /* count fire_item */
+	ENTRY_LEASE = 7,       /* count lease_item */
+	ENTRY_COMPLETE = 8,    /* count complete_item */
+	ENTRY_EXPIRE = 9,      /* count expire_item */
 } entry_type;
+
+/* ENTRY_FIRE item flags */
+enum {
+	FIRE_TRIGGER = 1 << 0, /* a manual run: no `expect`, no schedule move */
+	FIRE_NO_RUN = 1 << 1,  /* misfire skip: move the schedule only */
+};
+
+/* Fire one run of `job` for `scheduled_at`, due at `due_at` (jitter),
+ * provided the job's next fire instant is still `expect` (so a (job,
+ * instant) never fires twice); then the job's next instant is the first
+ * after `resume_after`. */
+typedef struct fire_item {
+	const char *job;
+	hora_time expect;
+	hora_time scheduled_at;
+	hora_time due_at;
+	hora_time resume_after;
+	uint8_t flags;
+} fire_item;
+
+/* Lease run `run` (attempt `attempt`) to `worker` until
+ * `lease_expires_at`; also extends a lease the worker holds. */
+typedef struct lease_item {
+	uint64_t run;
+	uint32_t attempt;
+	const char *worker;
+	hora_time lease_expires_at;
+} lease_item;
+
+/* Finish an attempt (status: RUN_SUCCEEDED, RUN_FAILED, RUN_TIMED_OUT,
+ * RUN_CANCELLED).  Output and error are sanitized to UTF-8 text without
+ * NULs by the encoder. */
+typedef struct complete_item {
+	uint64_t run;
+	uint32_t attempt;
+	const char *worker;
+	uint8_t status;
+	int32_t exit_code;
+	const char *output;
+	size_t output_len;
+	const char *error;
+} complete_item;
+
+/* Hand back an attempt whose lease expired (or was released). */
+typedef struct expire_item {
+	uint64_t run;
+	uint32_t attempt;
+} expire_item;
 
 enum {
 	/* ENTRY_PUT_JOBS: fail (conflict) for a name that exists rather
@@ -65,6 +117,18 @@ int entry_encode_names(entry_type type, uint8_t flags,
 int entry_encode_node_info(uint64_t node_id, const char *api,
 			   hora_time stamp, uint8_t **buf, size_t *len);
 int entry_encode_noop(hora_time stamp, uint8_t **buf, size_t *len);
+int entry_encode_fire(const fire_item *items, size_t n, hora_time stamp,
+		      uint8_t **buf, size_t *len);
+int entry_encode_lease(const lease_item *items, size_t n, hora_time stamp,
+		       uint8_t **buf, size_t *len);
+int entry_encode_complete(const complete_item *items, size_t n,
+			  hora_time stamp, uint8_t **buf, size_t *len);
+int entry_encode_expire(const expire_item *items, size_t n, hora_time stamp,
+			uint8_t **buf, size_t *len);
+
+/* Write `len` bytes as a string, replacing NULs and invalid UTF-8 with
+ * '?' so the text is always valid JSON string content. */
+void entry_put_text(wire_writer *w, const char *s, size_t len);
 
 /*
  * Read the header and position `r` at the first item.  -HORA_ECORRUPT for

@@ -7,14 +7,8 @@
 #include "core/assert.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "fsm/fsm_int.h"
 
-struct fsm {
-	store *jobs;
-	uint64_t last_index;
-	hora_time clock;
-	fsm_node_info nodes[FSM_NODES_MAX];
-	size_t node_count;
-};
 
 int fsm_new(fsm **out)
 {
@@ -26,6 +20,8 @@ int fsm_new(fsm **out)
 		hora_free(f);
 		return rv;
 	}
+	f->hist_per_job = FSM_HISTORY_PER_JOB_DEFAULT;
+	f->hist_bytes = FSM_HISTORY_BYTES_DEFAULT;
 	*out = f;
 	return 0;
 }
@@ -34,6 +30,7 @@ void fsm_free(fsm *f)
 {
 	if (f == NULL)
 		return;
+	fsm__runs_clear(f);
 	store_free(f->jobs);
 	hora_free(f);
 }
@@ -157,6 +154,7 @@ static int apply_put(fsm *f, const entry_header *h, wire_reader *r,
 				       job_schedule_text(j)) == 0;
 			j->created_at = old->created_at;
 			j->run_count = old->run_count;
+			fsm__runs_move(old, j);
 			/* a changed schedule starts over from now */
 			j->anchor = same_schedule ? old->anchor : h->stamp;
 			if (same_schedule)
@@ -209,8 +207,10 @@ static int apply_names(fsm *f, const entry_header *h, wire_reader *r,
 		if (h->type == ENTRY_DELETE_JOBS) {
 			job *j = store_remove(f->jobs, names[i]);
 			res->outcome[i] = j ? FSM_OK : FSM_NOT_FOUND;
-			if (j)
+			if (j) {
+				fsm__runs_job_deleted(f, j, h->stamp);
 				job_free(j);
+			}
 			continue;
 		}
 		job *j = store_get(f->jobs, names[i]);
@@ -305,6 +305,18 @@ int fsm_apply(fsm *f, const void *buf, size_t len, uint64_t index,
 	case ENTRY_NOOP:
 		rv = h.count == 0 && wire_left(&r) == 0 ? 0 : -HORA_ECORRUPT;
 		break;
+	case ENTRY_FIRE:
+		rv = fsm__apply_fire(f, &h, &r, index, res);
+		break;
+	case ENTRY_LEASE:
+		rv = fsm__apply_lease(f, &h, &r, res);
+		break;
+	case ENTRY_COMPLETE:
+		rv = fsm__apply_complete(f, &h, &r, res);
+		break;
+	case ENTRY_EXPIRE:
+		rv = fsm__apply_expire(f, &h, &r, res);
+		break;
 	default:
 		/* a type from a later release that this one cannot apply */
 		rv = -HORA_EVERSION;
@@ -392,6 +404,7 @@ int fsm_snapshot_encode(const fsm *f, uint8_t **buf, size_t *len)
 	}
 	wire_u64(&w, store_count(f->jobs));
 	store_each(f->jobs, snapshot_job, &w);
+	fsm__runs_snapshot(f, &w);
 	if (w.failed) {
 		wire_writer_free(&w);
 		return -HORA_ENOMEM;
@@ -504,14 +517,23 @@ int fsm_snapshot_restore(fsm *f, const void *buf, size_t len)
 		if ((rv = store_set_next(jobs, j, j->next_run_at)) != 0)
 			break;
 	}
+	fsm_runs_state runs;
+	fsm__runs_state_init(&runs);
+	if (rv == 0)
+		rv = fsm__runs_restore(&runs, jobs, &r);
 	if (rv == 0 && wire_left(&r) != 0)
 		rv = -HORA_ECORRUPT;
 	if (rv != 0) {
+		fsm__runs_state_clear(&runs, jobs);
 		store_free(jobs);
 		return rv;
 	}
+	if (f->observer.reset)
+		f->observer.reset(f->observer.ud);
+	fsm__runs_clear(f);
 	store_free(f->jobs);
 	f->jobs = jobs;
+	f->runs = runs;
 	f->last_index = last_index;
 	f->clock = clock;
 	memcpy(f->nodes, nodes, sizeof nodes[0] * node_count);

@@ -19,6 +19,7 @@
 
 #include "core/civil.h"
 #include "fsm/entry.h"
+#include "sched/run.h"
 #include "sched/store.h"
 
 #define FSM_SNAPSHOT_MAGIC "HORASNAP"
@@ -48,6 +49,38 @@ typedef struct fsm_node_info {
 
 typedef struct fsm fsm;
 
+/* Defaults of the history retention (horad flags change them; every
+ * node of a cluster must use the same values). */
+#define FSM_HISTORY_PER_JOB_DEFAULT 100
+#define FSM_HISTORY_BYTES_DEFAULT ((size_t)256 << 20)
+/* Lease expiries tolerated beyond max_attempts before a run fails. */
+#define FSM_EXPIRIES_MAX 10
+
+/*
+ * Told about every change to runs as entries apply, so the leader's
+ * dispatcher can keep its queues without scanning.  All optional.
+ */
+typedef struct fsm_observer {
+	void *ud;
+	/* created, leased, retried, handed back or finished */
+	void (*run_changed)(void *ud, run *r);
+	/* about to be freed (history eviction) */
+	void (*run_freed)(void *ud, run *r);
+	/* the whole state is about to be replaced by a snapshot */
+	void (*reset)(void *ud);
+} fsm_observer;
+
+/* Counters of what applying did (replicated, so equal on every node). */
+typedef struct fsm_run_stats {
+	uint64_t fired;
+	uint64_t skipped_overlap;
+	uint64_t misfire_skipped; /* FIRE_NO_RUN items */
+	uint64_t finished[RUN_STATUS_COUNT];
+	uint64_t retries;
+	uint64_t expired;
+	uint64_t evicted;
+} fsm_run_stats;
+
 int fsm_new(fsm **out);
 void fsm_free(fsm *f);
 
@@ -71,6 +104,28 @@ int fsm_apply(fsm *f, const void *buf, size_t len, uint64_t index,
  * applying paused, start_at, end_at and max_runs; HORA_TIME_NONE if none.
  */
 hora_time fsm_next_fire(const job *j, hora_time after);
+
+void fsm_set_observer(fsm *f, const fsm_observer *obs);
+/* History retention: finished runs kept per job and bytes for all. */
+void fsm_set_history(fsm *f, size_t per_job, size_t bytes);
+
+/* The id of the run made by item `item` of the FIRE entry at `index`. */
+static inline uint64_t fsm_run_id(uint64_t index, uint32_t item)
+{
+	return index << 12 | item;
+}
+#define FSM_FIRE_ITEMS_MAX 4096
+
+run *fsm_run(const fsm *f, uint64_t id);
+size_t fsm_run_count(const fsm *f);
+size_t fsm_run_bytes(const fsm *f);
+const fsm_run_stats *fsm_stats(const fsm *f);
+/* Call fn for every run (any order); stops on non-zero. */
+int fsm_each_run(const fsm *f, int (*fn)(run *r, void *ud), void *ud);
+
+/* Delay before retry `attempt` + 1 after attempt `attempt` failed:
+ * backoff * 2^(attempt-1), at most max_backoff. */
+int64_t fsm_retry_delay(const job *j, uint32_t attempt);
 
 /* API address published by node `id` (NODE_INFO entries), or NULL. */
 const char *fsm_node_api(const fsm *f, uint64_t id);

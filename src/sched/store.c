@@ -264,6 +264,12 @@ int store_reserve(store *s, size_t extra)
 	return heap_reserve(&s->fire, (uint32_t)extra);
 }
 
+uint32_t store_fire_heap(const store *s, const heap_entry **v)
+{
+	*v = s->fire.v;
+	return s->fire.len;
+}
+
 job *store_first_due(const store *s)
 {
 	const heap_entry *e = heap_top(&s->fire);
@@ -289,4 +295,15 @@ const char *store_intern(store *s, const char *name)
 size_t store_intern_count(const store *s)
 {
 	return s->intern_count;
+}
+
+int store_each_intern(const store *s, int (*fn)(const char *name, void *ud),
+		      void *ud)
+{
+	for (intern_entry *e = s->interned; e; e = e->next) {
+		int rv = fn(e->s, ud);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
 }

@@ -60,6 +60,10 @@ int store_set_next(store *s, job *j, hora_time next);
  * store_set_next calls cannot fail (all-or-nothing batches). */
 int store_reserve(store *s, size_t extra);
 
+/* The fire heap's array (read-only), for walking every job due by some
+ * instant without popping: returns its length. */
+uint32_t store_fire_heap(const store *s, const heap_entry **v);
+
 /* The job that fires first, or NULL. */
 job *store_first_due(const store *s);
 
@@ -67,5 +71,8 @@ job *store_first_due(const store *s);
  * strings live as long as the store. */
 const char *store_intern(store *s, const char *name);
 size_t store_intern_count(const store *s);
+/* Call fn for every interned name; stops on non-zero. */
+int store_each_intern(const store *s, int (*fn)(const char *name, void *ud),
+		      void *ud);
 
 #endif

@@ -1,0 +1,109 @@
+/*
+ * dispatch.h - the leader's side of runs: decide early, dispatch on time
+ * (DESIGN.md, principles 3 and 4).
+ *
+ * A planner commits FIRE entries for every job instant due within the
+ * look-ahead window, before it is due.  Committed runs wait in a heap by
+ * due instant; a timerfd armed at the earliest (absolute CLOCK_REALTIME,
+ * so wake-ups are not rounded to libuv's milliseconds) moves due runs to
+ * per-queue ready heaps (priority, then due instant), and waiting claims
+ * take them from memory at once.  Leases granted that way are recorded
+ * in LEASE entries batched right after; expiries, timeouts and
+ * completions go through the log too.
+ *
+ * Only the leader dispatches; on every node the dispatcher listens to
+ * the state machine and rebuilds its queues when it gains leadership.
+ * All calls on the loop thread.
+ */
+#ifndef HORA_CLUSTER_DISPATCH_H
+#define HORA_CLUSTER_DISPATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cluster/node.h"
+#include "core/hist.h"
+#include "fsm/entry.h"
+#include "sched/run.h"
+
+#define DISPATCH_LOOKAHEAD_MS 1000
+#define DISPATCH_PLAN_PERIOD_MS 20
+/* Instants later than this when planned are misfires (API.md misfire). */
+#define DISPATCH_MISFIRE_GRACE_MS 5000
+/* New leaders give leases they inherit at least this long. */
+#define DISPATCH_LEASE_GRACE_MS 5000
+/* A job timeout is enforced by the leader this long after it passes, so
+ * an executor that enforces it itself reports first. */
+#define DISPATCH_TIMEOUT_GRACE_MS 1000
+#define DISPATCH_LEASE_MS_DEFAULT 60000
+#define DISPATCH_WAIT_MS_MAX 300000
+#define DISPATCH_CLAIM_MAX 1000
+
+typedef struct dispatch dispatch;
+typedef struct dispatch_waiter dispatch_waiter;
+
+/* Runs handed out by a claim (n may be 0 when the wait ended).  The run
+ * pointers are valid during the callback only. */
+typedef void (*dispatch_claim_cb)(void *ud, run *const *runs, size_t n);
+
+/* Told when a run ends while it may be executing (built-in workers). */
+typedef void (*dispatch_final_cb)(void *ud, run *r);
+
+typedef struct dispatch_stats {
+	hora_hist lateness; /* due instant to hand-out */
+	uint64_t handed_out;
+	uint64_t expired;
+	uint64_t timed_out;
+	uint64_t misfires;
+	uint32_t claims_waiting;
+} dispatch_stats;
+
+int dispatch_new(uv_loop_t *loop, node *n, dispatch **out);
+void dispatch_close(dispatch *d);
+void dispatch_set_final_cb(dispatch *d, dispatch_final_cb cb, void *ud);
+
+/*
+ * Claim up to `max` ready runs of `queue` for `worker`, waiting up to
+ * `wait_ms` for one to be due.  cb runs once (possibly before this
+ * returns).  -HORA_ENOTLEADER if this node does not lead.  *out (may be
+ * NULL) can cancel the wait until cb has run.
+ */
+int dispatch_claim(dispatch *d, const char *queue, const char *worker,
+		   unsigned max, int64_t wait_ms, int64_t lease_ms,
+		   dispatch_claim_cb cb, void *ud, dispatch_waiter **out);
+/* Forget a waiting claim (client gone); cb will not run. */
+void dispatch_claim_cancel(dispatch_waiter *c);
+
+/*
+ * Extend (lease_ms > 0) or release (lease_ms == 0: the run is handed back
+ * and delivered again) the lease `worker` holds on run `id`.  Returns
+ * -HORA_ENOENT (no such run), -HORA_ECONFLICT (lease lost),
+ * -HORA_ENOTLEADER, or 0 and cb runs after the commit.
+ */
+int dispatch_heartbeat(dispatch *d, uint64_t id, const char *worker,
+		       int64_t lease_ms, node_commit_cb cb, void *ud);
+
+/*
+ * Report finished attempts.  Items whose lease is visibly lost are not
+ * proposed: their index is marked in lost[i] (caller answers 409);
+ * `lost` has n entries.  Returns -HORA_ENOTLEADER, -HORA_ENOMEM, or 0
+ * (cb runs after the commit; if every item was lost cb runs at once with
+ * a NULL result).
+ */
+int dispatch_complete(dispatch *d, const complete_item *items, size_t n,
+		      bool *lost, node_commit_cb cb, void *ud);
+
+/* Run a job now (POST /trigger); overlap applies. */
+int dispatch_trigger(dispatch *d, const char *job, node_commit_cb cb,
+		     void *ud);
+
+const dispatch_stats *dispatch_get_stats(const dispatch *d);
+/* Ready (due, unclaimed) runs of a queue on the leader. */
+size_t dispatch_ready_count(const dispatch *d, const char *queue);
+
+/* The stable jitter of (job, instant): in [0, jitter]. */
+int64_t dispatch_jitter(const char *job, hora_time instant, int64_t jitter);
+
+#endif

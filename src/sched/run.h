@@ -1,0 +1,87 @@
+/*
+ * run.h - one execution of a job for one scheduled instant (API.md
+ * "Runs").
+ *
+ * Runs are replicated state: the state machine creates them (FIRE),
+ * leases them (LEASE), finishes or retries them (COMPLETE) and hands them
+ * back (EXPIRE).  The fields marked "leader" are the dispatcher's own
+ * bookkeeping on the leader and are never replicated or snapshotted.
+ *
+ * One allocation holds the fixed part and the job name; worker, output
+ * and error change over the run's life and are separate (hora_malloc).
+ */
+#ifndef HORA_SCHED_RUN_H
+#define HORA_SCHED_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/civil.h"
+
+typedef enum {
+	RUN_SCHEDULED = 0, /* waiting for due_at ("ready" once due) */
+	RUN_RUNNING = 1,   /* leased to a worker */
+	RUN_SUCCEEDED = 2,
+	RUN_FAILED = 3,
+	RUN_TIMED_OUT = 4,
+	RUN_SKIPPED = 5,
+	RUN_CANCELLED = 6,
+} run_status;
+
+#define RUN_STATUS_COUNT 7
+
+enum {
+	RUN_F_MANUAL = 1 << 0, /* made by /trigger */
+};
+
+typedef struct run {
+	uint64_t id;
+	struct run *hash_next; /* id table (fsm.c) */
+	/* the job's history, newest first (fsm.c) */
+	struct run *job_prev, *job_next;
+	/* finished runs in finishing order, for the byte budget (fsm.c) */
+	struct run *done_prev, *done_next;
+	const char *queue; /* interned */
+	hora_time scheduled_at;
+	hora_time due_at; /* scheduled_at + jitter, or the retry instant */
+	hora_time dispatched_at;
+	hora_time started_at;
+	hora_time finished_at;
+	hora_time lease_expires_at;
+	uint32_t attempt;
+	int32_t exit_code; /* -1: none */
+	uint8_t status;    /* run_status */
+	uint8_t priority;
+	uint8_t flags;     /* RUN_F_* */
+	bool attached;     /* in its job's history list */
+	char *worker;
+	char *output;
+	uint32_t output_len;
+	char *error;
+	/* leader: */
+	uint32_t sched_idx; /* in the dispatcher's due or ready heap */
+	uint8_t sched_where; /* 0 none, 1 due heap, 2 a ready heap */
+	uint32_t lease_idx; /* in the dispatcher's lease heap */
+	bool leased_local;  /* handed out, LEASE not yet applied */
+	void *exec;         /* built-in execution, if any */
+	char job[];         /* the job's name */
+} run;
+
+/* A new run (status SCHEDULED, attempt 1); NULL on ENOMEM. */
+run *run_new(uint64_t id, const char *job, const char *queue);
+void run_free(run *r);
+
+/* "scheduled", ..., with "ready" for a due scheduled run. */
+const char *run_status_name(const run *r, hora_time now);
+/* Parse an API status name (any of the eight); -1 if unknown. */
+int run_status_parse(const char *s, bool *ready);
+bool run_is_final(const run *r);
+
+/* Replace a string field (worker, output, error) with a copy; -ENOMEM. */
+int run_set_str(char **field, const char *s, size_t len);
+
+/* Bytes held by the run, for the history budget. */
+size_t run_size(const run *r);
+
+#endif
