@@ -17,15 +17,20 @@
 #include "cluster/node.h"
 #include "core/log.h"
 #include "daemon/config.h"
+#include "daemon/workers.h"
 
 /* How long a stopping node waits for writes already proposed. */
 #define DRAIN_MS 3000
+/* How long running built-in executions may finish before they are
+ * cancelled and handed back. */
+#define WORKERS_GRACE_MS 10000
 
 typedef struct horad {
 	uv_loop_t *loop;
 	daemon_config cfg;
 	node *node;
 	dispatch *dispatch;
+	workers *workers;
 	api *api;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain;
@@ -66,6 +71,15 @@ static void on_drain(uv_timer_t *t)
 	api_close(d->api, api_closed, d);
 }
 
+static void workers_stopped(void *ud)
+{
+	horad *d = ud;
+	d->workers = NULL;
+	/* what the workers reported is committed before the API closes */
+	d->drain_started = uv_hrtime();
+	uv_timer_start(&d->drain, on_drain, 0, 5);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	horad *d = s->data;
@@ -78,8 +92,11 @@ static void on_signal(uv_signal_t *s, int signum)
 	/* no new work; what was proposed is committed before the API
 	 * closes, so acknowledged writes are never cut off */
 	api_stop_accepting(d->api);
-	d->drain_started = uv_hrtime();
-	uv_timer_start(&d->drain, on_drain, 0, 5);
+	if (d->workers) {
+		workers_stop(d->workers, WORKERS_GRACE_MS, workers_stopped, d);
+		return;
+	}
+	workers_stopped(d);
 }
 
 /* One horad per data dir: a second would corrupt the Raft log. */
@@ -172,6 +189,13 @@ int main(int argc, char **argv)
 	}
 	ac.node = d.node;
 	ac.dispatch = d.dispatch;
+	if (d.cfg.workers > 0 &&
+	    (rv = workers_start(d.loop, d.node, d.dispatch, d.cfg.workers,
+				d.cfg.exec_queues, d.cfg.exec_queue_count,
+				&d.workers, &err)) != 0) {
+		log_error("cannot start the built-in workers: %s", err.msg);
+		return 1;
+	}
 	if ((rv = api_start(d.loop, &ac, &d.api, &err)) != 0) {
 		log_error("%s", err.msg);
 		return rv == -HORA_EINVAL ? 2 : 1;

@@ -1,0 +1,405 @@
+#include "daemon/workers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/run_json.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/timefmt.h"
+#include "exec/exec.h"
+#include "fsm/fsm.h"
+
+#define WORKER_LEASE_MS 60000
+#define WORKER_HEARTBEAT_MS 20000
+#define WORKER_WAIT_MS 30000
+#define WORKER_RETRY_MS 100
+
+typedef struct execution {
+	workers *w;
+	uint64_t run_id;
+	uint32_t attempt;
+	exec_task *task;
+	uv_timer_t heartbeat;
+	bool cancelled_by_us; /* stopping: hand the run back, no report */
+	struct execution *prev, *next;
+} execution;
+
+typedef struct slot_claim {
+	workers *w;
+	const char *queue;
+	dispatch_waiter *waiter;
+	bool outstanding;
+} slot_claim;
+
+struct workers {
+	uv_loop_t *loop;
+	node *node;
+	dispatch *d;
+	executor *ex;
+	unsigned slots;
+	unsigned active;
+	char id[64];
+	slot_claim *claims;
+	unsigned nclaims;
+	uv_timer_t kick;
+	execution *running;
+	bool stopping;
+	uv_timer_t grace;
+	void (*stop_done)(void *);
+	void *stop_ud;
+	unsigned closes;
+};
+
+static void kick_soon(workers *w, uint64_t ms);
+
+static void heartbeat_closed(uv_handle_t *h)
+{
+	hora_free(h->data);
+}
+
+static void execution_end(execution *e)
+{
+	workers *w = e->w;
+	run *r = fsm_run(node_fsm(w->node), e->run_id);
+	if (r && r->exec == e)
+		r->exec = NULL;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		w->running = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	w->active--;
+	uv_timer_stop(&e->heartbeat);
+	uv_close((uv_handle_t *)&e->heartbeat, heartbeat_closed);
+	kick_soon(w, 0);
+}
+
+static void report_done(void *ud, int status, const fsm_result *res)
+{
+	(void)res;
+	uint64_t *id = ud;
+	if (status != 0)
+		log_warn("run %llu: completion not committed (%s); it will be "
+			 "delivered again",
+			 (unsigned long long)*id, hora_strerror(status));
+	hora_free(id);
+}
+
+static void release_done(void *ud, int status, const fsm_result *res)
+{
+	(void)ud;
+	(void)status;
+	(void)res;
+}
+
+static void on_exec_done(void *ud, const exec_result *res)
+{
+	execution *e = ud;
+	workers *w = e->w;
+	static const uint8_t status_of[] = {
+		[EXEC_SUCCEEDED] = RUN_SUCCEEDED,
+		[EXEC_FAILED] = RUN_FAILED,
+		[EXEC_TIMED_OUT] = RUN_TIMED_OUT,
+		[EXEC_CANCELLED] = RUN_CANCELLED,
+	};
+	e->task = NULL;
+	if (e->cancelled_by_us) {
+		/* stopping: hand the run back so it is delivered again */
+		dispatch_heartbeat(w->d, e->run_id, w->id, 0, release_done,
+				   NULL);
+	} else if (res->status != EXEC_CANCELLED) {
+		complete_item item = {
+			.run = e->run_id,
+			.attempt = e->attempt,
+			.worker = w->id,
+			.status = status_of[res->status],
+			.exit_code = res->exit_code,
+			.output = res->output,
+			.output_len = res->output_len,
+			.error = res->error,
+		};
+		bool lost = false;
+		uint64_t *id = hora_malloc(sizeof *id);
+		int rv = id ? dispatch_complete(w->d, &item, 1, &lost,
+						report_done, id)
+			    : -HORA_ENOMEM;
+		if (rv != 0) {
+			hora_free(id);
+			log_warn("run %llu: cannot report its result (%s); it "
+				 "will be delivered again",
+				 (unsigned long long)e->run_id,
+				 hora_strerror(rv));
+		}
+		log_debug("run %llu attempt %u: %s (exit %d)",
+			  (unsigned long long)e->run_id, e->attempt,
+			  res->status == EXEC_SUCCEEDED ? "succeeded"
+							: res->error,
+			  res->exit_code);
+	}
+	execution_end(e);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+	execution *e = t->data;
+	int rv = dispatch_heartbeat(e->w->d, e->run_id, e->w->id,
+				    WORKER_LEASE_MS, release_done, NULL);
+	if (rv == -HORA_ECONFLICT || rv == -HORA_ENOENT) {
+		/* the run was taken away: stop working on it */
+		if (e->task)
+			executor_cancel(e->task);
+	}
+}
+
+/* A run ended (cancelled by overlap replace or deletion) while one of
+ * our slots executes it. */
+static void on_run_final(void *ud, run *r)
+{
+	(void)ud;
+	execution *e = r->exec;
+	if (e && e->task)
+		executor_cancel(e->task);
+}
+
+static void start_run(workers *w, run *r)
+{
+	fsm *f = node_fsm(w->node);
+	job *j = store_get(fsm_store(f), r->job);
+	execution *e = hora_calloc(1, sizeof *e);
+	if (e == NULL) {
+		log_error("out of memory starting run %llu",
+			  (unsigned long long)r->id);
+		return;
+	}
+	e->w = w;
+	e->run_id = r->id;
+	e->attempt = r->attempt;
+
+	char id[24], sched[HORA_TIME_STRLEN];
+	snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
+	timefmt_format(r->scheduled_at, 0, TIMEFMT_Z, sched);
+	json_t *extra = job_extra_json(j);
+	json_t *payload = extra ? json_object_get(extra, "payload") : NULL;
+	char *payload_text = payload ? json_dumps(payload, JSON_COMPACT |
+							       JSON_ENCODE_ANY)
+				     : NULL;
+	exec_request req = {
+		.run_id = id,
+		.job = r->job,
+		.scheduled_at = sched,
+		.attempt = r->attempt,
+		.payload_json = payload_text ? payload_text : "null",
+		.command = extra ? json_object_get(extra, "command") : NULL,
+		.http = extra ? json_object_get(extra, "http") : NULL,
+		.timeout_usec = j ? job_opt_get(j, JOB_OPT_TIMEOUT, 0) : 0,
+	};
+	hora_error err;
+	hora_error_clear(&err);
+	int rv = executor_run(w->ex, &req, on_exec_done, e, &e->task, &err);
+	free(payload_text);
+	json_decref(extra);
+	if (rv != 0) {
+		/* nothing runs: report the failure like an execution */
+		complete_item item = {
+			.run = e->run_id,
+			.attempt = e->attempt,
+			.worker = w->id,
+			.status = RUN_FAILED,
+			.exit_code = -1,
+			.error = err.msg[0] ? err.msg : hora_strerror(rv),
+		};
+		bool lost;
+		uint64_t *rid = hora_malloc(sizeof *rid);
+		if (rid && dispatch_complete(w->d, &item, 1, &lost, report_done,
+					     rid) != 0)
+			hora_free(rid);
+		hora_free(e);
+		return;
+	}
+	r->exec = e;
+	uv_timer_init(w->loop, &e->heartbeat);
+	e->heartbeat.data = e;
+	uv_timer_start(&e->heartbeat, on_heartbeat, WORKER_HEARTBEAT_MS,
+		       WORKER_HEARTBEAT_MS);
+	e->next = w->running;
+	if (w->running)
+		w->running->prev = e;
+	w->running = e;
+	w->active++;
+}
+
+static void on_claimed(void *ud, run *const *runs, size_t n)
+{
+	slot_claim *sc = ud;
+	workers *w = sc->w;
+	sc->outstanding = false;
+	sc->waiter = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (w->stopping) {
+			/* claimed as we stopped: hand it straight back */
+			dispatch_heartbeat(w->d, runs[i]->id, w->id, 0,
+					   release_done, NULL);
+			continue;
+		}
+		start_run(w, runs[i]);
+	}
+	kick_soon(w, n == 0 && !node_is_leader(w->node) ? WORKER_RETRY_MS : 0);
+}
+
+static void claim_more(workers *w)
+{
+	if (w->stopping || w->active >= w->slots)
+		return;
+	unsigned free_slots = w->slots - w->active;
+	bool retry = false;
+	for (unsigned i = 0; i < w->nclaims; i++) {
+		slot_claim *sc = &w->claims[i];
+		if (sc->outstanding)
+			continue;
+		sc->outstanding = true;
+		int rv = dispatch_claim(w->d, sc->queue, w->id, free_slots,
+					WORKER_WAIT_MS, WORKER_LEASE_MS,
+					on_claimed, sc, &sc->waiter);
+		if (rv != 0) {
+			sc->outstanding = false;
+			retry = true;
+		}
+	}
+	if (retry)
+		kick_soon(w, WORKER_RETRY_MS);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+	claim_more(t->data);
+}
+
+static void kick_soon(workers *w, uint64_t ms)
+{
+	if (w->stopping)
+		return;
+	uv_timer_start(&w->kick, on_kick, ms, 0);
+}
+
+int workers_start(uv_loop_t *loop, node *n, dispatch *d, unsigned slots,
+		  const char *const *queues, unsigned nqueues, workers **out,
+		  hora_error *err)
+{
+	workers *w = hora_calloc(1, sizeof *w);
+	if (w == NULL)
+		return hora_error_set(err, -HORA_ENOMEM, "", "out of memory");
+	w->claims = hora_calloc(nqueues ? nqueues : 1, sizeof *w->claims);
+	if (w->claims == NULL) {
+		hora_free(w);
+		return hora_error_set(err, -HORA_ENOMEM, "", "out of memory");
+	}
+	int rv = executor_new(loop, &w->ex, err);
+	if (rv != 0) {
+		hora_free(w->claims);
+		hora_free(w);
+		return rv;
+	}
+	w->loop = loop;
+	w->node = n;
+	w->d = d;
+	w->slots = slots;
+	snprintf(w->id, sizeof w->id, "horad-%llu",
+		 (unsigned long long)node_id(n));
+	w->nclaims = nqueues;
+	for (unsigned i = 0; i < nqueues; i++) {
+		w->claims[i].w = w;
+		w->claims[i].queue = queues[i];
+	}
+	uv_timer_init(loop, &w->kick);
+	w->kick.data = w;
+	uv_timer_init(loop, &w->grace);
+	w->grace.data = w;
+	dispatch_set_final_cb(d, on_run_final, w);
+	kick_soon(w, 0);
+	*out = w;
+	return 0;
+}
+
+unsigned workers_active(const workers *w)
+{
+	return w->active;
+}
+
+static void stop_step(workers *w)
+{
+	if (--w->closes > 0)
+		return;
+	void (*done)(void *) = w->stop_done;
+	void *ud = w->stop_ud;
+	hora_free(w->claims);
+	hora_free(w);
+	if (done)
+		done(ud);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	stop_step(h->data);
+}
+
+static void executor_closed(void *ud)
+{
+	stop_step(ud);
+}
+
+static void finish_stop(workers *w)
+{
+	uv_timer_stop(&w->grace);
+	w->closes = 3;
+	uv_close((uv_handle_t *)&w->kick, handle_closed);
+	uv_close((uv_handle_t *)&w->grace, handle_closed);
+	executor_close(w->ex, executor_closed, w);
+}
+
+/* Polled every few ms while stopping. */
+static void on_grace_poll(uv_timer_t *t)
+{
+	workers *w = t->data;
+	if (w->active == 0)
+		finish_stop(w);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+	workers *w = t->data;
+	/* time is up: cancel what still runs and hand it back */
+	for (execution *e = w->running; e; e = e->next) {
+		e->cancelled_by_us = true;
+		if (e->task)
+			executor_cancel(e->task);
+	}
+	uv_timer_start(t, on_grace_poll, 5, 5);
+}
+
+void workers_stop(workers *w, unsigned grace_ms, void (*done)(void *ud),
+		  void *ud)
+{
+	w->stopping = true;
+	w->stop_done = done;
+	w->stop_ud = ud;
+	uv_timer_stop(&w->kick);
+	for (unsigned i = 0; i < w->nclaims; i++) {
+		if (w->claims[i].waiter)
+			dispatch_claim_cancel(w->claims[i].waiter);
+		w->claims[i].waiter = NULL;
+		w->claims[i].outstanding = false;
+	}
+	dispatch_set_final_cb(w->d, NULL, NULL);
+	if (w->active == 0) {
+		finish_stop(w);
+		return;
+	}
+	log_info("waiting up to %u ms for %u built-in execution(s)", grace_ms,
+		 w->active);
+	uv_timer_start(&w->grace, on_grace_over, grace_ms, 0);
+	/* finish early if they all end within the grace period */
+	uv_timer_start(&w->kick, on_grace_poll, 5, 5);
+}
