@@ -6,7 +6,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 echo "== bench_cron (next-instant computations)"
 "$build/bench/bench_cron"
 for s in "$here"/bench_*.sh; do
-  [ "$(basename "$s")" = bench_jobs.sh ] || [ "$(basename "$s")" = bench_dispatch.sh ] || true
   [ -e "$s" ] || continue
   echo "== $(basename "$s" .sh)"
   bash "$s" "$build"
