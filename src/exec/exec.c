@@ -46,9 +46,13 @@ void exec_tail_append(exec_tail *t, const char *p, size_t n)
 	if (n == 0)
 		return;
 	if (t->len + n > t->cap && t->cap < EXEC_OUTPUT_MAX) {
-		/* Still linear (start == 0) while below the maximum. */
-		size_t want = t->cap * 2;
+		size_t want = t->cap * 2, dummy;
 		char *nb;
+
+		/* normally still linear below the maximum, unless an earlier
+		 * growth failed and the smaller buffer wrapped */
+		if (t->start != 0)
+			(void)exec_tail_linear(t, &dummy);
 		if (want < TAIL_INITIAL)
 			want = TAIL_INITIAL;
 		if (want < t->len + n)

@@ -161,7 +161,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+static void on_child_exit(uv_process_t *p, int64_t exit_status,
+			  int term_signal)
 {
 	exec_task *t = p->data;
 	exec_cmd_state *c = &t->u.cmd;

@@ -88,11 +88,11 @@ int exec_http_validate(const json_t *http, hora_error *err)
 	for (size_t i = 0; i < json_string_length(u); i++) {
 		unsigned char c = (unsigned char)url[i];
 		if (c <= 0x20 || c == 0x7f)
-			return hora_error_set(err, -HORA_EINVAL, "http.url",
-					      "http.url must not contain spaces "
-					      "or control characters (position "
-					      "%zu)",
-					      i + 1);
+			return hora_error_set(
+				err, -HORA_EINVAL, "http.url",
+				"http.url must not contain spaces or control "
+				"characters (position %zu)",
+				i + 1);
 	}
 	m = json_object_get(http, "method");
 	if (m != NULL && (!json_is_string(m) ||
