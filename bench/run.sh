@@ -10,3 +10,5 @@ for s in "$here"/bench_*.sh; do
   echo "== $(basename "$s" .sh)"
   bash "$s" "$build"
 done
+echo "== bench_dispatch (dispatch lateness, 100k jobs, 2000 runs/s, 4 workers)"
+python3 "$here/bench_dispatch.py" "$build" --seconds 20

@@ -163,6 +163,19 @@ static void hist_out(text *t, const char *name, const char *labels,
 	    (unsigned long long)h->count);
 }
 
+typedef struct queue_depth_ctx {
+	text *t;
+	const dispatch *d;
+} queue_depth_ctx;
+
+static int queue_depth(const char *name, void *ud)
+{
+	queue_depth_ctx *q = ud;
+	out(q->t, "hora_queue_ready{queue=\"%s\"} %zu\n", name,
+	    dispatch_ready_count(q->d, name));
+	return 0;
+}
+
 void api_metrics(api_call *c)
 {
 	api *a = c->a;
@@ -200,6 +213,71 @@ void api_metrics(api_call *c)
 	out(&t, "# HELP hora_raft_commit_seconds Proposal to apply on the "
 		"leader.\n# TYPE hora_raft_commit_seconds histogram\n");
 	hist_out(&t, "hora_raft_commit_seconds", "", node_commit_hist(n));
+
+	const fsm_run_stats *rs = fsm_stats(f);
+	static const char *const status_names[RUN_STATUS_COUNT] = {
+		"scheduled", "running", "succeeded", "failed",
+		"timed_out", "skipped", "cancelled"};
+	out(&t, "# HELP hora_runs_fired_total Runs fired (replicated).\n"
+		"# TYPE hora_runs_fired_total counter\n"
+		"hora_runs_fired_total %llu\n",
+	    (unsigned long long)rs->fired);
+	out(&t, "# HELP hora_runs_finished_total Runs finished, by status.\n"
+		"# TYPE hora_runs_finished_total counter\n");
+	for (int i = RUN_SUCCEEDED; i < RUN_STATUS_COUNT; i++)
+		out(&t, "hora_runs_finished_total{status=\"%s\"} %llu\n",
+		    status_names[i], (unsigned long long)rs->finished[i]);
+	out(&t, "# HELP hora_runs_retries_total Attempts scheduled again after "
+		"a failure.\n# TYPE hora_runs_retries_total counter\n"
+		"hora_runs_retries_total %llu\n",
+	    (unsigned long long)rs->retries);
+	out(&t, "# HELP hora_runs_expired_total Leases that expired.\n"
+		"# TYPE hora_runs_expired_total counter\n"
+		"hora_runs_expired_total %llu\n",
+	    (unsigned long long)rs->expired);
+	out(&t, "# HELP hora_instants_skipped_total Instants skipped: by "
+		"overlap forbid or by misfire skip.\n"
+		"# TYPE hora_instants_skipped_total counter\n"
+		"hora_instants_skipped_total{reason=\"overlap\"} %llu\n"
+		"hora_instants_skipped_total{reason=\"misfire\"} %llu\n",
+	    (unsigned long long)rs->skipped_overlap,
+	    (unsigned long long)rs->misfire_skipped);
+	out(&t, "# HELP hora_runs_stored Runs held (active and history).\n"
+		"# TYPE hora_runs_stored gauge\nhora_runs_stored %zu\n"
+		"# HELP hora_run_history_bytes Bytes held by runs.\n"
+		"# TYPE hora_run_history_bytes gauge\n"
+		"hora_run_history_bytes %zu\n",
+	    fsm_run_count(f), fsm_run_bytes(f));
+	if (a->dispatch) {
+		const dispatch_stats *ds = dispatch_get_stats(a->dispatch);
+		out(&t, "# HELP hora_dispatch_lateness_seconds Due instant to "
+			"hand-out, on this leader.\n"
+			"# TYPE hora_dispatch_lateness_seconds histogram\n");
+		hist_out(&t, "hora_dispatch_lateness_seconds", "",
+			 &ds->lateness);
+		out(&t, "# HELP hora_dispatch_handed_out_total Runs handed to "
+			"workers by this leader.\n"
+			"# TYPE hora_dispatch_handed_out_total counter\n"
+			"hora_dispatch_handed_out_total %llu\n"
+			"# HELP hora_dispatch_misfires_total Jobs found with "
+			"missed instants.\n"
+			"# TYPE hora_dispatch_misfires_total counter\n"
+			"hora_dispatch_misfires_total %llu\n"
+			"# HELP hora_dispatch_timeouts_total Runs timed out by "
+			"the leader.\n"
+			"# TYPE hora_dispatch_timeouts_total counter\n"
+			"hora_dispatch_timeouts_total %llu\n"
+			"# HELP hora_claims_waiting Long polls waiting.\n"
+			"# TYPE hora_claims_waiting gauge\n"
+			"hora_claims_waiting %u\n",
+		    (unsigned long long)ds->handed_out,
+		    (unsigned long long)ds->misfires,
+		    (unsigned long long)ds->timed_out, ds->claims_waiting);
+		out(&t, "# HELP hora_queue_ready Due runs waiting for a worker, "
+			"by queue (leader).\n# TYPE hora_queue_ready gauge\n");
+		queue_depth_ctx qd = {&t, a->dispatch};
+		store_each_intern(fsm_store(f), queue_depth, &qd);
+	}
 
 	out(&t, "# HELP hora_http_requests_total API requests by route and "
 		"status.\n# TYPE hora_http_requests_total counter\n");

@@ -37,6 +37,7 @@ struct dispatch_waiter {
 typedef struct dqueue {
 	const char *name; /* interned */
 	heap ready;
+	bool touched; /* got runs in this release pass */
 	dispatch_waiter *wait_head, *wait_tail;
 	struct dqueue *next;
 } dqueue;
@@ -229,11 +230,14 @@ static void arm_clock(dispatch *d)
 	timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-/* Move every due run to its queue's ready heap, then serve claims. */
+/* Move every due run to its queue's ready heap, then serve claims: all
+ * runs first, so a waiting claim gets up to its `max` at once rather
+ * than one run each. */
 static void release_due(dispatch *d)
 {
 	hora_time now = now_us();
 	const heap_entry *e;
+	bool any = false;
 	while ((e = heap_top(&d->due)) != NULL && e->key <= now) {
 		run *r = e->item;
 		heap_remove(&d->due, r->sched_idx);
@@ -245,8 +249,13 @@ static void release_due(dispatch *d)
 			continue;
 		}
 		r->sched_where = WHERE_READY;
-		if (q->wait_head)
+		q->touched = true;
+		any = true;
+	}
+	for (dqueue *q = d->queues; any && q; q = q->next) {
+		if (q->touched && q->wait_head)
 			serve_waiting(d, q);
+		q->touched = false;
 	}
 	d->armed_at = HORA_TIME_NONE;
 	arm_clock(d);
@@ -261,8 +270,13 @@ static void on_clock(uv_poll_t *p, int status, int events)
 	if (read(d->tfd, &expirations, sizeof expirations) < 0 &&
 	    errno != EAGAIN)
 		log_warn("timerfd read: %s", strerror(errno));
-	if (d->leader)
+	if (d->leader) {
+		const heap_entry *top = heap_top(&d->due);
+		hora_time late = top ? now_us() - top->key : 0;
 		release_due(d);
+		log_debug("dispatch clock woke %lld us after the first due run",
+			  (long long)late);
+	}
 }
 
 /* ---- leases ----------------------------------------------------------- */
@@ -458,6 +472,7 @@ static void serve_waiting(dispatch *d, dqueue *q)
 static void on_claim_timeout(uv_timer_t *t)
 {
 	dispatch_waiter *c = t->data;
+
 	claim_unlink(c);
 	c->cb(c->ud, NULL, 0);
 	claim_free(c);
@@ -482,6 +497,7 @@ int dispatch_claim(dispatch *d, const char *queue, const char *worker,
 	release_due(d);
 	if (heap_len(&q->ready) > 0 || wait_ms <= 0) {
 		size_t n = take_ready(d, q, worker, max, lease_ms, got);
+
 		cb(ud, got, n);
 		return 0;
 	}
@@ -513,6 +529,7 @@ int dispatch_claim(dispatch *d, const char *queue, const char *worker,
 
 void dispatch_claim_cancel(dispatch_waiter *c)
 {
+
 	claim_unlink(c);
 	claim_free(c);
 }

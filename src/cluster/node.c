@@ -62,6 +62,7 @@ struct node {
 	unsigned trailing_default;
 	uint64_t applied;
 	uint64_t applied_bytes;
+	double entry_bytes_avg; /* recent entries (EWMA over ~64) */
 	uint64_t snapshots;
 	bool node_info_sent;
 	hora_hist commit_hist;
@@ -84,7 +85,9 @@ static void adapt_snapshot_sizes(node *n)
 {
 	if (n->applied == 0)
 		return;
-	uint64_t avg = n->applied_bytes / n->applied;
+	/* the recent size, not the lifetime one: after a bulk load of large
+	 * batch entries, small run entries must get the large count back */
+	uint64_t avg = (uint64_t)n->entry_bytes_avg;
 	if (avg == 0)
 		avg = 1;
 	uint64_t threshold = SNAPSHOT_BYTES / avg;
@@ -153,7 +156,12 @@ static int rfsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	}
 	n->applied++;
 	n->applied_bytes += buf->len;
-	if ((n->applied & 1023) == 1)
+	n->entry_bytes_avg = n->applied == 1
+				     ? (double)buf->len
+				     : n->entry_bytes_avg +
+					       ((double)buf->len - n->entry_bytes_avg) /
+						       64.0;
+	if ((n->applied & 63) == 1)
 		adapt_snapshot_sizes(n);
 	*result = res;
 	return 0;
