@@ -267,12 +267,17 @@ void api_metrics(api_call *c)
 			"the leader.\n"
 			"# TYPE hora_dispatch_timeouts_total counter\n"
 			"hora_dispatch_timeouts_total %llu\n"
+			"# HELP hora_jobs_collected_total Finished one-shot jobs "
+			"deleted after their retention.\n"
+			"# TYPE hora_jobs_collected_total counter\n"
+			"hora_jobs_collected_total %llu\n"
 			"# HELP hora_claims_waiting Long polls waiting.\n"
 			"# TYPE hora_claims_waiting gauge\n"
 			"hora_claims_waiting %u\n",
 		    (unsigned long long)ds->handed_out,
 		    (unsigned long long)ds->misfires,
-		    (unsigned long long)ds->timed_out, ds->claims_waiting);
+		    (unsigned long long)ds->timed_out,
+		    (unsigned long long)ds->collected, ds->claims_waiting);
 		out(&t, "# HELP hora_queue_ready Due runs waiting for a worker, "
 			"by queue (leader).\n# TYPE hora_queue_ready gauge\n");
 		queue_depth_ctx qd = {&t, a->dispatch};

@@ -58,6 +58,7 @@ static const struct {
 	{"job", cmd_job},
 	{"runs", cmd_runs},
 	{"cluster", cmd_cluster},
+	{"worker", cmd_worker},
 #endif
 };
 

@@ -63,6 +63,9 @@ struct dispatch {
 	uv_timer_t plan_timer;
 	uv_timer_t lease_timer;
 	uv_timer_t flush_timer;
+	uv_timer_t gc_timer;
+	int64_t once_retention;
+	int closing; /* handles still to close */
 	bool planning; /* a FIRE entry is in flight */
 	lease_pending *leases;
 	size_t nleases, cap_leases;
@@ -799,6 +802,60 @@ static void on_plan_timer(uv_timer_t *t)
 	}
 }
 
+/* ---- collecting finished one-shot jobs -------------------------------- */
+
+#define GC_BATCH_MAX 1000
+
+typedef struct gc_scan {
+	hora_time cutoff;
+	const char *names[GC_BATCH_MAX];
+	size_t n;
+} gc_scan;
+
+static int gc_visit(job *j, void *ud)
+{
+	gc_scan *g = ud;
+	if (!(j->flags & JOB_F_DONE) || j->active_runs > 0)
+		return 0;
+	/* newest run first: it ended last */
+	hora_time ended = j->runs ? j->runs->finished_at : j->updated_at;
+	if (ended > g->cutoff)
+		return 0;
+	g->names[g->n++] = job_name(j);
+	return g->n == GC_BATCH_MAX;
+}
+
+static void gc_done(void *ud, int status, const fsm_result *res)
+{
+	dispatch *d = ud;
+	if (status == 0 && res)
+		for (uint32_t i = 0; i < res->count; i++)
+			d->stats.collected += res->outcome[i] == FSM_OK;
+}
+
+static void on_gc_timer(uv_timer_t *t)
+{
+	dispatch *d = t->data;
+	static gc_scan g;
+	if (!d->leader)
+		return;
+	g.n = 0;
+	g.cutoff = now_us() - d->once_retention;
+	store_each(fsm_store(d->f), gc_visit, &g);
+	if (g.n == 0)
+		return;
+	uint8_t *buf;
+	size_t len;
+	if (entry_encode_names(ENTRY_DELETE_JOBS, 0, g.names, g.n, now_us(),
+			       &buf, &len) == 0)
+		node_propose(d->node, buf, len, gc_done, d);
+}
+
+void dispatch_set_once_retention(dispatch *d, int64_t usec)
+{
+	d->once_retention = usec;
+}
+
 /* ---- leadership ------------------------------------------------------- */
 
 static int adopt_run(run *r, void *ud)
@@ -871,9 +928,12 @@ static void on_role(void *ud, bool leader)
 		arm_lease_timer(d);
 		uv_timer_start(&d->plan_timer, on_plan_timer, 0,
 			       DISPATCH_PLAN_PERIOD_MS);
+		uv_timer_start(&d->gc_timer, on_gc_timer, DISPATCH_GC_PERIOD_MS,
+			       DISPATCH_GC_PERIOD_MS);
 	} else {
 		uv_timer_stop(&d->plan_timer);
 		uv_timer_stop(&d->lease_timer);
+		uv_timer_stop(&d->gc_timer);
 		forget_all(d);
 		struct itimerspec its;
 		memset(&its, 0, sizeof its);
@@ -903,7 +963,10 @@ int dispatch_new(uv_loop_t *loop, node *n, dispatch **out)
 	uv_timer_init(loop, &d->plan_timer);
 	uv_timer_init(loop, &d->lease_timer);
 	uv_timer_init(loop, &d->flush_timer);
+	uv_timer_init(loop, &d->gc_timer);
 	d->plan_timer.data = d->lease_timer.data = d->flush_timer.data = d;
+	d->gc_timer.data = d;
+	d->once_retention = DISPATCH_ONCE_RETENTION_DEFAULT_MS * HORA_USEC_PER_MS;
 	fsm_observer obs = {
 		.ud = d,
 		.run_changed = on_run_changed,
@@ -921,11 +984,12 @@ int dispatch_new(uv_loop_t *loop, node *n, dispatch **out)
 static void handle_closed(uv_handle_t *h)
 {
 	dispatch *d = h->data;
-	if (h == (uv_handle_t *)&d->flush_timer) {
-		close(d->tfd);
-		hora_free(d->leases);
-		hora_free(d);
-	}
+	/* libuv runs close callbacks in no promised order: count them */
+	if (--d->closing > 0)
+		return;
+	close(d->tfd);
+	hora_free(d->leases);
+	hora_free(d);
 }
 
 void dispatch_close(dispatch *d)
@@ -938,9 +1002,11 @@ void dispatch_close(dispatch *d)
 	fsm_observer none = {0};
 	fsm_set_observer(d->f, &none);
 	node_set_role_cb(d->node, NULL, NULL);
+	d->closing = 5;
 	uv_close((uv_handle_t *)&d->tfd_poll, handle_closed);
 	uv_close((uv_handle_t *)&d->plan_timer, handle_closed);
 	uv_close((uv_handle_t *)&d->lease_timer, handle_closed);
+	uv_close((uv_handle_t *)&d->gc_timer, handle_closed);
 	uv_close((uv_handle_t *)&d->flush_timer, handle_closed);
 }
 

@@ -40,6 +40,10 @@
 #define DISPATCH_LEASE_MS_DEFAULT 60000
 #define DISPATCH_WAIT_MS_MAX 300000
 #define DISPATCH_CLAIM_MAX 1000
+/* Finished one-shot jobs are deleted this long after their last run
+ * ended (they are kept that long for their history). */
+#define DISPATCH_ONCE_RETENTION_DEFAULT_MS (3600 * 1000)
+#define DISPATCH_GC_PERIOD_MS 60000
 
 typedef struct dispatch dispatch;
 typedef struct dispatch_waiter dispatch_waiter;
@@ -57,6 +61,7 @@ typedef struct dispatch_stats {
 	uint64_t expired;
 	uint64_t timed_out;
 	uint64_t misfires;
+	uint64_t collected; /* finished one-shot jobs deleted */
 	uint32_t claims_waiting;
 } dispatch_stats;
 
@@ -98,6 +103,9 @@ int dispatch_complete(dispatch *d, const complete_item *items, size_t n,
 /* Run a job now (POST /trigger); overlap applies. */
 int dispatch_trigger(dispatch *d, const char *job, node_commit_cb cb,
 		     void *ud);
+
+/* How long finished one-shot jobs are kept (microseconds). */
+void dispatch_set_once_retention(dispatch *d, int64_t usec);
 
 const dispatch_stats *dispatch_get_stats(const dispatch *d);
 /* Ready (due, unclaimed) runs of a queue on the leader. */

@@ -9,6 +9,8 @@
 
 #include "cluster/node.h"
 #include "core/alloc.h"
+#include "cluster/dispatch.h"
+#include "core/timefmt.h"
 #include "fsm/fsm.h"
 #include "sched/job.h"
 
@@ -49,6 +51,8 @@ const char config_usage[] =
 	"268435456)\n"
 	"                          (every node of a cluster needs the same two "
 	"values)\n"
+	"  --once-retention D      keep finished @at/@after jobs this long "
+	"(default 1h)\n"
 	"\n"
 	"exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or "
 	"configuration\n";
@@ -175,6 +179,7 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 	cfg->election_ms = 250;
 	cfg->history_per_job = FSM_HISTORY_PER_JOB_DEFAULT;
 	cfg->history_bytes = FSM_HISTORY_BYTES_DEFAULT;
+	cfg->once_retention = DISPATCH_ONCE_RETENTION_DEFAULT_MS * HORA_USEC_PER_MS;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -291,6 +296,12 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 			if ((rv = parse_uint(flag, val, 100000, 1, &v, err)) != 0)
 				return rv;
 			cfg->history_per_job = v;
+		} else if (strcmp(flag, "--once-retention") == 0) {
+			hora_error de;
+			if (duration_parse(val, &cfg->once_retention, flag, &de) !=
+			    0)
+				return hora_error_set(err, -HORA_EINVAL, flag,
+						      "%s: %s", flag, de.msg);
 		} else if (strcmp(flag, "--history-bytes") == 0) {
 			if ((rv = parse_uint(flag, val, 1ul << 40, 0, &v, err)) !=
 			    0)

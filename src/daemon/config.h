@@ -35,6 +35,7 @@ typedef struct daemon_config {
 	unsigned snapshot_trailing;
 	size_t history_per_job;
 	size_t history_bytes;
+	int64_t once_retention; /* microseconds */
 	bool help;
 	bool version;
 } daemon_config;

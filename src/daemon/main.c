@@ -187,6 +187,7 @@ int main(int argc, char **argv)
 		log_error("cannot start the dispatcher: %s", hora_strerror(rv));
 		return 1;
 	}
+	dispatch_set_once_retention(d.dispatch, d.cfg.once_retention);
 	ac.node = d.node;
 	ac.dispatch = d.dispatch;
 	if (d.cfg.workers > 0 &&
