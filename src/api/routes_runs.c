@@ -306,6 +306,7 @@ typedef struct complete_ctx {
 	size_t n;
 	uint64_t *ids;
 	bool *lost;
+	bool *missing; /* no such run */
 } complete_ctx;
 
 /* Decode one completion object into *it (strings borrowed from obj). */
@@ -412,23 +413,29 @@ static void complete_committed(void *ud, int status, const fsm_result *res)
 	for (size_t i = 0; i < cx->n; i++) {
 		char id[24];
 		snprintf(id, sizeof id, "%llu", (unsigned long long)cx->ids[i]);
-		if (ok[i])
+		if (ok[i]) {
 			json_array_append_new(arr, json_pack("{s:s,s:b}", "id",
 							     id, "ok", 1));
-		else
-			json_array_append_new(
-				arr, json_pack("{s:s,s:b,s:o}", "id", id, "ok",
-					       0, "error",
-					       api_error_json(
-						       "lease_lost",
+			continue;
+		}
+		/* the per-run error is the inner object of the envelope */
+		json_t *env = cx->missing[i]
+				      ? api_error_json("not_found",
+						       "no such run", NULL)
+				      : api_error_json("lease_lost",
 						       "this worker no longer "
 						       "holds the run's lease",
-						       NULL)));
+						       NULL);
+		json_t *inner = json_incref(json_object_get(env, "error"));
+		json_decref(env);
+		json_array_append_new(arr, json_pack("{s:s,s:b,s:o}", "id", id,
+						     "ok", 0, "error", inner));
 	}
 	api_reply_json(c, 200, json_pack("{s:o}", "results", arr));
 out:
 	hora_free(cx->ids);
 	hora_free(cx->lost);
+	hora_free(cx->missing);
 	api_pending_free(p);
 }
 
@@ -440,9 +447,12 @@ static void complete_common(api_call *c, json_t *obj, json_t *list,
 	complete_item *items = hora_calloc(n ? n : 1, sizeof *items);
 	if (cx == NULL || items == NULL ||
 	    (cx->ids = hora_calloc(n ? n : 1, sizeof *cx->ids)) == NULL ||
-	    (cx->lost = hora_calloc(n ? n : 1, sizeof *cx->lost)) == NULL) {
+	    (cx->lost = hora_calloc(n ? n : 1, sizeof *cx->lost)) == NULL ||
+	    (cx->missing = hora_calloc(n ? n : 1, sizeof *cx->missing)) ==
+		    NULL) {
 		if (cx) {
 			hora_free(cx->ids);
+			hora_free(cx->lost);
 			hora_free(cx);
 		}
 		hora_free(items);
@@ -479,6 +489,7 @@ static void complete_common(api_call *c, json_t *obj, json_t *list,
 		}
 		items[i].run = cx->ids[i];
 		run *r = fsm_run(f, cx->ids[i]);
+		cx->missing[i] = r == NULL;
 		if (items[i].attempt == 0)
 			items[i].attempt = r ? r->attempt : 1;
 		if (single_id && r == NULL) {
@@ -497,6 +508,7 @@ static void complete_common(api_call *c, json_t *obj, json_t *list,
 		api_pending_settle(&cx->base);
 		hora_free(cx->ids);
 		hora_free(cx->lost);
+		hora_free(cx->missing);
 		hora_free(cx);
 		reply_unavailable_or(c, rv);
 	}
@@ -505,6 +517,7 @@ fail:
 	hora_free(items);
 	hora_free(cx->ids);
 	hora_free(cx->lost);
+	hora_free(cx->missing);
 	hora_free(cx);
 }
 

@@ -165,8 +165,15 @@ static void arm_lease_timer(dispatch *d)
 static void place(dispatch *d, run *r)
 {
 	unqueue(d, r);
+	r->overlap_pending = false;
+	if (r->status != RUN_SCHEDULED || !r->leased_local) {
+		hora_free(r->local_worker);
+		r->local_worker = NULL;
+	}
 	if (r->status == RUN_SCHEDULED) {
 		r->leased_local = false;
+		hora_free(r->local_worker);
+		r->local_worker = NULL;
 		if (heap_push(&d->due, r->due_at, r) == 0)
 			r->sched_where = WHERE_DUE;
 		else
@@ -233,6 +240,32 @@ static void arm_clock(dispatch *d)
 	timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
+static void overlap_done(void *ud, int status, const fsm_result *res)
+{
+	dispatch *d = ud;
+	(void)res;
+	if (status == 0 || !d->leader)
+		return;
+	/* not committed: put the held runs back where they belong */
+	log_warn("overlap entry not committed: %s", hora_strerror(status));
+}
+
+/* A first attempt of a forbid/replace job whose job still has an older
+ * active run: the policy is applied now that it is due, through the log
+ * (OVERLAP), before anyone may claim it. */
+static bool needs_overlap_check(dispatch *d, const run *r)
+{
+	if (r->attempt != 1 || (r->flags & RUN_F_OVERLAP))
+		return false;
+	job *j = store_get(fsm_store(d->f), r->job);
+	if (j == NULL || j->overlap == JOB_OVERLAP_ALLOW || j->active_runs < 2)
+		return false;
+	for (run *o = j->runs; o; o = o->job_next)
+		if (o != r && o->id < r->id && !run_is_final(o))
+			return true;
+	return false;
+}
+
 /* Move every due run to its queue's ready heap, then serve claims: all
  * runs first, so a waiting claim gets up to its `max` at once rather
  * than one run each. */
@@ -241,10 +274,26 @@ static void release_due(dispatch *d)
 	hora_time now = now_us();
 	const heap_entry *e;
 	bool any = false;
+	uint64_t held[256];
+	size_t nheld = 0;
 	while ((e = heap_top(&d->due)) != NULL && e->key <= now) {
 		run *r = e->item;
 		heap_remove(&d->due, r->sched_idx);
 		r->sched_where = WHERE_NONE;
+		if (r->overlap_pending)
+			continue;
+		if (needs_overlap_check(d, r)) {
+			if (nheld < 256) {
+				r->overlap_pending = true;
+				held[nheld++] = r->id;
+			} else {
+				/* next pass */
+				heap_push(&d->due, r->due_at, r);
+				r->sched_where = WHERE_DUE;
+				break;
+			}
+			continue;
+		}
 		dqueue *q = queue_for(d, r->queue, true);
 		if (q == NULL || heap_push(&q->ready, ready_key(r), r) != 0) {
 			log_error("out of memory readying run %llu",
@@ -259,6 +308,23 @@ static void release_due(dispatch *d)
 		if (q->touched && q->wait_head)
 			serve_waiting(d, q);
 		q->touched = false;
+	}
+	if (nheld > 0) {
+		uint8_t *buf;
+		size_t len;
+		int rv = entry_encode_overlap(held, nheld, now, &buf, &len);
+		if (rv == 0)
+			rv = node_propose(d->node, buf, len, overlap_done, d);
+		if (rv != 0) {
+			/* give them back to the clock: tried again next pass */
+			for (size_t i = 0; i < nheld; i++) {
+				run *r = fsm_run(d->f, held[i]);
+				if (r) {
+					r->overlap_pending = false;
+					place(d, r);
+				}
+			}
+		}
 	}
 	d->armed_at = HORA_TIME_NONE;
 	arm_clock(d);
@@ -453,6 +519,10 @@ static size_t take_ready(dispatch *d, dqueue *q, const char *worker,
 			break;
 		}
 		r->leased_local = true;
+		hora_free(r->local_worker);
+		r->local_worker = hora_strdup(worker);
+		r->local_started = now;
+		r->local_exp = now + lease_ms * HORA_USEC_PER_MS;
 		hist_record(&d->stats.lateness, now - r->due_at);
 		out[n++] = r;
 	}
@@ -865,6 +935,9 @@ static int adopt_run(run *r, void *ud)
 	r->sched_idx = HEAP_NONE;
 	r->lease_idx = HEAP_NONE;
 	r->leased_local = false;
+	r->overlap_pending = false;
+	hora_free(r->local_worker);
+	r->local_worker = NULL;
 	if (run_is_final(r))
 		return 0;
 	if (r->status == RUN_RUNNING) {

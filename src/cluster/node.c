@@ -531,6 +531,9 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 		rv = hora_error_set(err, rv, "", "out of memory");
 		goto err_after_alloc;
 	}
+	/* before the log is replayed: retention is applied as it applies */
+	if (cfg->history_per_job > 0)
+		fsm_set_history(n->f, cfg->history_per_job, cfg->history_bytes);
 
 	/* DESIGN.md rule 4: the transport version before init */
 	n->transport.version = 1;

@@ -37,6 +37,8 @@ typedef struct node_config {
 	unsigned election_ms;
 	unsigned snapshot_threshold; /* entries; 0: default */
 	unsigned snapshot_trailing;  /* entries; 0: default */
+	size_t history_per_job;      /* 0: default (see fsm_set_history) */
+	size_t history_bytes;        /* used when history_per_job > 0 */
 } node_config;
 
 typedef struct node node;

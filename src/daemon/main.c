@@ -176,13 +176,13 @@ int main(int argc, char **argv)
 		.election_ms = d.cfg.election_ms,
 		.snapshot_threshold = d.cfg.snapshot_threshold,
 		.snapshot_trailing = d.cfg.snapshot_trailing,
+		.history_per_job = d.cfg.history_per_job,
+		.history_bytes = d.cfg.history_bytes,
 	};
 	if ((rv = node_open(d.loop, &nc, &d.node, &err)) != 0) {
 		log_error("%s", err.msg);
 		return rv == -HORA_EINVAL ? 2 : 1;
 	}
-	fsm_set_history(node_fsm(d.node), d.cfg.history_per_job,
-			d.cfg.history_bytes);
 	if ((rv = dispatch_new(d.loop, d.node, &d.dispatch)) != 0) {
 		log_error("cannot start the dispatcher: %s", hora_strerror(rv));
 		return 1;

@@ -426,3 +426,14 @@ int entry_encode_expire(const expire_item *items, size_t n, hora_time stamp,
 	}
 	return finish(&w, buf, len);
 }
+
+int entry_encode_overlap(const uint64_t *runs, size_t n, hora_time stamp,
+			 uint8_t **buf, size_t *len)
+{
+	wire_writer w;
+	wire_writer_init(&w);
+	header(&w, ENTRY_OVERLAP, 0, (uint32_t)n, stamp);
+	for (size_t i = 0; i < n; i++)
+		wire_u64(&w, runs[i]);
+	return finish(&w, buf, len);
+}

@@ -43,6 +43,8 @@ typedef enum {
 	ENTRY_LEASE = 7,       /* count lease_item */
 	ENTRY_COMPLETE = 8,    /* count complete_item */
 	ENTRY_EXPIRE = 9,      /* count expire_item */
+	ENTRY_OVERLAP = 10,    /* count u64 run ids: apply the overlap policy
+				  now that the run is due */
 } entry_type;
 
 /* ENTRY_FIRE item flags */
@@ -125,6 +127,8 @@ int entry_encode_complete(const complete_item *items, size_t n,
 			  hora_time stamp, uint8_t **buf, size_t *len);
 int entry_encode_expire(const expire_item *items, size_t n, hora_time stamp,
 			uint8_t **buf, size_t *len);
+int entry_encode_overlap(const uint64_t *runs, size_t n, hora_time stamp,
+			 uint8_t **buf, size_t *len);
 
 /* Write `len` bytes as a string, replacing NULs and invalid UTF-8 with
  * '?' so the text is always valid JSON string content. */

@@ -222,8 +222,10 @@ static int apply_names(fsm *f, const entry_header *h, wire_reader *r,
 		bool pause = h->flags & 1;
 		if (pause == ((j->flags & JOB_F_PAUSED) != 0))
 			continue; /* already so: nothing changes */
-		if (pause)
+		if (pause) {
 			j->flags |= JOB_F_PAUSED;
+			fsm__runs_job_paused(f, j, h->stamp);
+		}
 		else
 			j->flags &= (uint8_t)~JOB_F_PAUSED;
 		j->updated_at = h->stamp;
@@ -316,6 +318,9 @@ int fsm_apply(fsm *f, const void *buf, size_t len, uint64_t index,
 		break;
 	case ENTRY_EXPIRE:
 		rv = fsm__apply_expire(f, &h, &r, res);
+		break;
+	case ENTRY_OVERLAP:
+		rv = fsm__apply_overlap(f, &h, &r, res);
 		break;
 	default:
 		/* a type from a later release that this one cannot apply */

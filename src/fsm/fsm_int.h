@@ -52,6 +52,10 @@ int fsm__apply_complete(fsm *f, const entry_header *h, wire_reader *r,
 			fsm_result *res);
 int fsm__apply_expire(fsm *f, const entry_header *h, wire_reader *r,
 		      fsm_result *res);
+int fsm__apply_overlap(fsm *f, const entry_header *h, wire_reader *r,
+		       fsm_result *res);
+/* A paused job: its planned first attempts are cancelled. */
+void fsm__runs_job_paused(fsm *f, job *j, hora_time stamp);
 
 void fsm__runs_snapshot(const fsm *f, wire_writer *w);
 /* Read the runs section (if present) into rs, linking runs to the jobs

@@ -279,6 +279,41 @@ int64_t fsm_retry_delay(const job *j, uint32_t attempt)
 	return d < cap ? d : cap;
 }
 
+/* Apply the job's overlap policy to run x, due now: forbid skips it if
+ * an older run of the job is still active, replace cancels those. */
+static void apply_overlap_policy(fsm *f, job *j, run *x, hora_time stamp)
+{
+	bool busy = false;
+	x->flags |= RUN_F_OVERLAP;
+	for (run *o = j->runs; o; o = o->job_next)
+		if (o != x && o->id < x->id && !run_is_final(o))
+			busy = true;
+	if (busy && j->overlap == JOB_OVERLAP_FORBID) {
+		set_error(f, x,
+			  "skipped: the previous run was still active when "
+			  "this one was due (overlap forbid)");
+		f->stats.skipped_overlap++;
+		finalize(f, j, x, RUN_SKIPPED, stamp);
+		enforce_retention(f, j);
+		return;
+	}
+	if (busy && j->overlap == JOB_OVERLAP_REPLACE) {
+		char msg[96];
+		snprintf(msg, sizeof msg,
+			 "cancelled: replaced by run %llu (overlap replace)",
+			 (unsigned long long)x->id);
+		for (run *o = j->runs, *next; o; o = next) {
+			next = o->job_next;
+			if (o == x || o->id > x->id || run_is_final(o))
+				continue;
+			set_error(f, o, msg);
+			finalize(f, j, o, RUN_CANCELLED, stamp);
+		}
+		enforce_retention(f, j);
+	}
+	notify(f, x);
+}
+
 /* ---- FIRE ------------------------------------------------------------- */
 
 typedef struct fire_decoded {
@@ -349,15 +384,32 @@ int fsm__apply_fire(fsm *f, const entry_header *h, wire_reader *r,
 			res->outcome[i] = FSM_NOT_FOUND;
 			continue;
 		}
-		if (!(it->flags & FIRE_TRIGGER)) {
+		if (!(it->flags & FIRE_TRIGGER) && j->next_run_at != it->expect) {
 			/* at most one run per (job, instant): the instant
 			 * must still be the job's next one */
-			if (j->next_run_at != it->expect) {
-				res->outcome[i] = FSM_CONFLICT;
-				run_free(nr);
-				made[i] = NULL;
-				continue;
-			}
+			res->outcome[i] = FSM_CONFLICT;
+			run_free(nr);
+			made[i] = NULL;
+			continue;
+		}
+		res->outcome[i] = FSM_OK;
+		if (!(it->flags & FIRE_NO_RUN)) {
+			nr->scheduled_at = it->scheduled_at;
+			nr->due_at = it->due_at;
+			nr->priority = j->priority;
+			if (it->flags & FIRE_TRIGGER)
+				nr->flags |= RUN_F_MANUAL;
+			table_insert(&f->runs, nr);
+			/* overlap is decided when the run is due (OVERLAP) */
+			job_attach(j, nr);
+			j->active_runs++;
+			j->run_count++;
+			f->stats.fired++;
+		} else {
+			f->stats.misfire_skipped++;
+		}
+		if (!(it->flags & FIRE_TRIGGER)) {
+			/* after counting the run, so max_runs holds exactly */
 			hora_time next = fsm_next_fire(j, it->resume_after);
 			if (next == HORA_TIME_NONE) {
 				hora_schedule s;
@@ -368,48 +420,15 @@ int fsm__apply_fire(fsm *f, const entry_header *h, wire_reader *r,
 			int set = store_set_next(f->jobs, j, next);
 			HORA_ASSERT(set == 0); /* reserved above */
 		}
-		res->outcome[i] = FSM_OK;
-		if (it->flags & FIRE_NO_RUN) {
-			f->stats.misfire_skipped++;
-			continue;
+		if (nr && !(it->flags & FIRE_NO_RUN)) {
+			if (nr->due_at <= h->stamp && j->overlap != JOB_OVERLAP_ALLOW)
+				/* due already (a trigger, a late instant):
+				 * decide now rather than through OVERLAP */
+				apply_overlap_policy(f, j, nr, h->stamp);
+			else
+				notify(f, nr);
+			enforce_retention(f, j);
 		}
-		nr->scheduled_at = it->scheduled_at;
-		nr->due_at = it->due_at;
-		nr->priority = j->priority;
-		if (it->flags & FIRE_TRIGGER)
-			nr->flags |= RUN_F_MANUAL;
-		table_insert(&f->runs, nr);
-		bool skip = false;
-		if (j->active_runs > 0 && j->overlap == JOB_OVERLAP_FORBID) {
-			skip = true;
-		} else if (j->active_runs > 0 &&
-			   j->overlap == JOB_OVERLAP_REPLACE) {
-			char msg[96];
-			snprintf(msg, sizeof msg,
-				 "cancelled: replaced by run %llu (overlap "
-				 "replace)",
-				 (unsigned long long)nr->id);
-			for (run *o = j->runs; o; o = o->job_next) {
-				if (run_is_final(o))
-					continue;
-				set_error(f, o, msg);
-				finalize(f, j, o, RUN_CANCELLED, h->stamp);
-			}
-		}
-		job_attach(j, nr);
-		if (skip) {
-			set_error(f, nr,
-				  "skipped: the previous run is still active "
-				  "(overlap forbid)");
-			f->stats.skipped_overlap++;
-			finalize(f, j, nr, RUN_SKIPPED, h->stamp);
-		} else {
-			j->active_runs++;
-			j->run_count++;
-			f->stats.fired++;
-			notify(f, nr);
-		}
-		enforce_retention(f, j);
 	}
 	hora_free(made);
 	for (uint32_t i = 0; i < n; i++)
@@ -590,6 +609,44 @@ int fsm__apply_expire(fsm *f, const entry_header *h, wire_reader *r,
 		notify(f, x);
 	}
 	return 0;
+}
+
+int fsm__apply_overlap(fsm *f, const entry_header *h, wire_reader *r,
+		       fsm_result *res)
+{
+	uint32_t n = h->count;
+	if (wire_left(r) != (size_t)n * 8)
+		return -HORA_ECORRUPT;
+	for (uint32_t i = 0; i < n; i++) {
+		run *x = table_get(&f->runs, wire_get_u64(r));
+		job *j = x && x->attached ? store_get(f->jobs, x->job) : NULL;
+		if (x == NULL || j == NULL) {
+			res->outcome[i] = FSM_NOT_FOUND;
+			continue;
+		}
+		if (x->status != RUN_SCHEDULED || (x->flags & RUN_F_OVERLAP)) {
+			res->outcome[i] = FSM_CONFLICT;
+			continue;
+		}
+		res->outcome[i] = FSM_OK;
+		apply_overlap_policy(f, j, x, h->stamp);
+	}
+	return 0;
+}
+
+void fsm__runs_job_paused(fsm *f, job *j, hora_time stamp)
+{
+	/* "no runs while paused": planned first attempts go, retries of
+	 * runs already started and manual runs stay */
+	for (run *o = j->runs, *next; o; o = next) {
+		next = o->job_next;
+		if (o->status != RUN_SCHEDULED || o->attempt != 1 ||
+		    (o->flags & RUN_F_MANUAL))
+			continue;
+		set_error(f, o, "cancelled: the job was paused");
+		finalize(f, j, o, RUN_CANCELLED, stamp);
+	}
+	enforce_retention(f, j);
 }
 
 /* ---- queries ---------------------------------------------------------- */

@@ -28,6 +28,7 @@ void run_free(run *r)
 	if (r == NULL)
 		return;
 	hora_free(r->worker);
+	hora_free(r->local_worker);
 	hora_free(r->output);
 	hora_free(r->error);
 	hora_free(r);

@@ -32,7 +32,8 @@ typedef enum {
 #define RUN_STATUS_COUNT 7
 
 enum {
-	RUN_F_MANUAL = 1 << 0, /* made by /trigger */
+	RUN_F_MANUAL = 1 << 0,  /* made by /trigger */
+	RUN_F_OVERLAP = 1 << 1, /* its overlap policy was applied when due */
 };
 
 typedef struct run {
@@ -63,7 +64,11 @@ typedef struct run {
 	uint32_t sched_idx; /* in the dispatcher's due or ready heap */
 	uint8_t sched_where; /* 0 none, 1 due heap, 2 a ready heap */
 	uint32_t lease_idx; /* in the dispatcher's lease heap */
-	bool leased_local;  /* handed out, LEASE not yet applied */
+	bool leased_local;  /* handed out, LEASE not yet applied: */
+	char *local_worker; /*   to whom (hora_malloc) */
+	hora_time local_started;
+	hora_time local_exp;
+	bool overlap_pending; /* an OVERLAP entry is in flight */
 	void *exec;         /* built-in execution, if any */
 	char job[];         /* the job's name */
 } run;

@@ -334,7 +334,6 @@ class Runs(RunsBase):
     # src/api/routes_runs.c answers before the run's LEASE entry commits
     # ("its LEASE entry follows"), against API.md's "A write's 2xx means
     # it is committed in the Raft log".
-    @unittest.expectedFailure
     def test_claim_answer_is_committed(self):
         name, queue = "clc", "q-clc"
         self.put(name, {"schedule": FAR, "queue": queue})
@@ -582,7 +581,6 @@ class Runs(RunsBase):
     # lease"}}}]} -- the per-run error is wrapped twice (complete_committed
     # puts api_error_json(), itself {"error":{...}}, under "error"); and an
     # unknown run id is reported as lease_lost rather than not_found.
-    @unittest.expectedFailure
     def test_complete_batch_error_objects(self):
         name, queue = "bate", "q-bate"
         self.put(name, {"schedule": FAR, "queue": queue})
@@ -658,7 +656,6 @@ class Runs(RunsBase):
     # skipped run through finalize(), which does j->active_runs-- for a run
     # that was never counted (active_runs is uint32_t): every second skip
     # brings the count to 0.
-    @unittest.expectedFailure
     def test_overlap_forbid_skips_while_running(self):
         name, queue = "ovs-f", "q-ovs-f"
         self.put_temp(name, {"schedule": "@every 1s", "queue": queue,
@@ -692,7 +689,6 @@ class Runs(RunsBase):
     #   replace: the held run is "cancelled" right after it was claimed,
     #     ~1 s before the replacing run is due; the worker's heartbeat at
     #     +0.5 s gets 409 lease_lost.
-    @unittest.expectedFailure
     def test_overlap_forbid_decided_when_due(self):
         name, queue = "ovd-f", "q-ovd-f"
         job = self.put_temp(name, {"schedule": "@every 1s", "queue": queue,
@@ -712,7 +708,6 @@ class Runs(RunsBase):
                                 fmt_us(nxt), fmt_us(t_done), r2))
         self.assertOnGrid(runs, us(job["created_at"]), SEC, name)
 
-    @unittest.expectedFailure
     def test_overlap_replace_cancels_when_due(self):
         name, queue = "ovd-r", "q-ovd-r"
         self.put_temp(name, {"schedule": "@every 1s", "queue": queue,
@@ -788,7 +783,6 @@ class Runs(RunsBase):
     # created_at + 300/600/900/1200 ms).  fsm__apply_fire() computes the
     # job's next instant with fsm_next_fire() before run_count++, so the
     # max_runs check lets one more instant through.
-    @unittest.expectedFailure
     def test_max_runs(self):
         name, queue = "mr", "q-mr"
         job = self.put_temp(name, {"schedule": "@every 300ms", "queue": queue,
@@ -841,7 +835,6 @@ class Runs(RunsBase):
     # the instants of the next ~1 s (the planner's look-ahead) stay and are
     # delivered: e.g. pause answered at 18:29:44.136148Z, then runs for
     # 44.381973Z, 44.681973Z and 44.981973Z, status "ready", claimable.
-    @unittest.expectedFailure
     def test_pause_stops_firing(self):
         name, queue = "pz2", "q-pz2"
         self.put_temp(name, {"schedule": "@every 300ms", "queue": queue})
@@ -984,7 +977,6 @@ class RunsHistory(RunsBase):
     # /v1/jobs/hc/runs lists all 6 again.  main.c calls fsm_set_history()
     # after node_open(), i.e. (it seems) after the log was replayed with
     # the default of 100.
-    @unittest.expectedFailure
     def test_history_cap_survives_restart(self):
         self.n = self.node(extra_args=["--history-per-job", "3"])
         name, queue = "hcr", "q-hcr"

@@ -97,6 +97,17 @@ static fsm_outcome expire(fsm *f, uint64_t id, uint32_t attempt,
 	return o;
 }
 
+static fsm_outcome overlap(fsm *f, uint64_t id, hora_time stamp)
+{
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(entry_encode_overlap(&id, 1, stamp, &buf, &len), 0);
+	fsm_result *res = apply_buf(f, buf, len);
+	fsm_outcome o = (fsm_outcome)res->outcome[0];
+	hora_free(res);
+	return o;
+}
+
 static void test_fire_once_per_instant(void **state)
 {
 	(void)state;
@@ -216,16 +227,31 @@ static void test_overlap(void **state)
 	put(f, "al", "@every 1s", JOB_OVERLAP_ALLOW, 1, T0);
 
 	uint64_t a, b;
-	/* forbid: the second run is recorded as skipped */
+	/* firing decides nothing about overlap: the policy is applied when
+	 * the run is due (OVERLAP), against the runs active then */
 	assert_int_equal(fire(f, "fb", T0 + SEC, T0, &a), FSM_OK);
 	assert_int_equal(fire(f, "fb", T0 + 2 * SEC, T0, &b), FSM_OK);
+	assert_int_equal(fsm_run(f, b)->status, RUN_SCHEDULED);
+	/* forbid: due while the first is still active -> skipped */
+	assert_int_equal(overlap(f, b, T0 + 2 * SEC), FSM_OK);
 	assert_int_equal(fsm_run(f, a)->status, RUN_SCHEDULED);
 	assert_int_equal(fsm_run(f, b)->status, RUN_SKIPPED);
 	assert_contains(fsm_run(f, b)->error, "overlap forbid");
+	assert_int_equal(store_get(fsm_store(f), "fb")->active_runs, 1);
+	assert_int_equal(overlap(f, b, T0 + 2 * SEC), FSM_CONFLICT); /* once */
+	/* ... but not if the first ended before the second was due */
+	uint64_t c;
+	assert_int_equal(fire(f, "fb", T0 + 3 * SEC, T0, &c), FSM_OK);
+	assert_int_equal(lease(f, a, 1, "w1", T0 + SEC), FSM_OK);
+	assert_int_equal(complete(f, a, 1, "w1", RUN_SUCCEEDED, T0 + SEC),
+			 FSM_OK);
+	assert_int_equal(overlap(f, c, T0 + 3 * SEC), FSM_OK);
+	assert_int_equal(fsm_run(f, c)->status, RUN_SCHEDULED);
 	/* replace: the first is cancelled, the second proceeds */
 	assert_int_equal(fire(f, "rp", T0 + SEC, T0, &a), FSM_OK);
 	assert_int_equal(lease(f, a, 1, "w1", T0 + SEC), FSM_OK);
 	assert_int_equal(fire(f, "rp", T0 + 2 * SEC, T0, &b), FSM_OK);
+	assert_int_equal(overlap(f, b, T0 + 2 * SEC), FSM_OK);
 	assert_int_equal(fsm_run(f, a)->status, RUN_CANCELLED);
 	assert_int_equal(fsm_run(f, b)->status, RUN_SCHEDULED);
 	assert_int_equal(complete(f, a, 1, "w1", RUN_SUCCEEDED, T0 + 3 * SEC),
@@ -233,6 +259,7 @@ static void test_overlap(void **state)
 	/* allow: both */
 	assert_int_equal(fire(f, "al", T0 + SEC, T0, &a), FSM_OK);
 	assert_int_equal(fire(f, "al", T0 + 2 * SEC, T0, &b), FSM_OK);
+	assert_int_equal(overlap(f, b, T0 + 2 * SEC), FSM_OK);
 	assert_int_equal(store_get(fsm_store(f), "al")->active_runs, 2);
 
 	/* a manual trigger needs no expected instant, moves no schedule */
@@ -282,6 +309,43 @@ static void test_misfire_items_and_once_jobs(void **state)
 	assert_int_equal(fire(f, "once", T0 + 10 * SEC, T0, NULL), FSM_OK);
 	assert_true(o->next_run_at == HORA_TIME_NONE);
 	assert_true(o->flags & JOB_F_DONE);
+	fsm_free(f);
+}
+
+static void test_max_runs_and_pause(void **state)
+{
+	(void)state;
+	fsm *f;
+	assert_int_equal(fsm_new(&f), 0);
+	job_spec s;
+	uint8_t *buf;
+	size_t len;
+	job_spec_init(&s);
+	s.name = hora_strdup("m3");
+	s.schedule = hora_strdup("@every 1s");
+	job_spec_set_opt(&s, JOB_OPT_MAX_RUNS, 3);
+	assert_int_equal(entry_encode_put(&s, 1, 0, T0, &buf, &len), 0);
+	job_spec_free(&s);
+	hora_free(apply_buf(f, buf, len));
+	job *j = store_get(fsm_store(f), "m3");
+	for (int k = 1; k <= 3; k++)
+		assert_int_equal(fire(f, "m3", T0 + k * SEC, T0, NULL), FSM_OK);
+	/* exactly max_runs runs: no fourth instant */
+	assert_int_equal(j->run_count, 3);
+	assert_true(j->next_run_at == HORA_TIME_NONE);
+
+	/* pausing cancels the first attempts planned ahead */
+	put(f, "p", "@every 1s", JOB_OVERLAP_ALLOW, 1, T0);
+	uint64_t id;
+	assert_int_equal(fire(f, "p", T0 + SEC, T0, &id), FSM_OK);
+	const char *names[] = {"p"};
+	assert_int_equal(entry_encode_names(ENTRY_SET_PAUSED, 1, names, 1,
+					    T0 + 1, &buf, &len),
+			 0);
+	hora_free(apply_buf(f, buf, len));
+	assert_int_equal(fsm_run(f, id)->status, RUN_CANCELLED);
+	assert_contains(fsm_run(f, id)->error, "paused");
+	assert_true(store_get(fsm_store(f), "p")->next_run_at == HORA_TIME_NONE);
 	fsm_free(f);
 }
 
@@ -426,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_expire_redelivers),
 		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_misfire_items_and_once_jobs),
+		cmocka_unit_test(test_max_runs_and_pause),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_determinism_with_runs),
 	};
