@@ -577,7 +577,8 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 	raft_set_snapshot_threshold(&n->raft, n->threshold_default);
 	raft_set_snapshot_trailing(&n->raft, n->trailing_default);
 
-	if ((rv = bootstrap(n, cfg, err)) != 0)
+	/* a joining node never bootstraps: the cluster adds it */
+	if (!cfg->joining && (rv = bootstrap(n, cfg, err)) != 0)
 		goto err_after_raft;
 
 	uv_update_time(loop); /* DESIGN.md rule 5 */
@@ -694,6 +695,185 @@ uint64_t node_applied_count(const node *n)
 uint64_t node_snapshot_count(const node *n)
 {
 	return n->snapshots;
+}
+
+/* ---- membership ------------------------------------------------------- */
+
+typedef struct change_req {
+	struct raft_change change;
+	struct raft_transfer transfer;
+	node *n;
+	uint64_t id;
+	node_change_cb cb;
+	void *ud;
+} change_req;
+
+static int map_change_status(int rv)
+{
+	switch (rv) {
+	case 0:
+		return 0;
+	case RAFT_NOTLEADER:
+	case RAFT_LEADERSHIPLOST:
+		return -HORA_ENOTLEADER;
+	case RAFT_CANTCHANGE:
+		return -HORA_EBUSY;
+	case RAFT_DUPLICATEID:
+	case RAFT_DUPLICATEADDRESS:
+		return -HORA_EEXIST;
+	case RAFT_BADID:
+		return -HORA_ENOENT;
+	case RAFT_NOMEM:
+		return -HORA_ENOMEM;
+	default:
+		return -HORA_EIO;
+	}
+}
+
+static void change_finish(change_req *c, int status)
+{
+	if (c->cb)
+		c->cb(c->ud, status);
+	hora_free(c);
+}
+
+static void assigned(struct raft_change *req, int status)
+{
+	change_req *c = req->data;
+	if (status != 0)
+		log_warn("promoting node %llu to voter: %s",
+			 (unsigned long long)c->id, raft_strerror(status));
+	else
+		log_info("node %llu is a voter", (unsigned long long)c->id);
+	change_finish(c, map_change_status(status));
+}
+
+static void added(struct raft_change *req, int status)
+{
+	change_req *c = req->data;
+	if (status != 0) {
+		change_finish(c, map_change_status(status));
+		return;
+	}
+	log_info("added node %llu; promoting it once it has caught up",
+		 (unsigned long long)c->id);
+	c->change.data = c;
+	int rv = raft_assign(&c->n->raft, &c->change, c->id, RAFT_VOTER,
+			     assigned);
+	if (rv != 0)
+		change_finish(c, map_change_status(rv));
+}
+
+static const struct raft_server *member(const node *n, uint64_t id)
+{
+	const struct raft_configuration *conf = &n->raft.configuration;
+	for (unsigned i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == id)
+			return &conf->servers[i];
+	return NULL;
+}
+
+int node_add_voter(node *n, uint64_t id, const char *raft_addr,
+		   node_change_cb cb, void *ud)
+{
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		return -HORA_ENOTLEADER;
+	const struct raft_server *m = member(n, id);
+	if (m != NULL && strcmp(m->address, raft_addr) != 0)
+		return -HORA_EEXIST; /* the id is taken by another address */
+	change_req *c = hora_calloc(1, sizeof *c);
+	if (c == NULL)
+		return -HORA_ENOMEM;
+	c->n = n;
+	c->id = id;
+	c->cb = cb;
+	c->ud = ud;
+	c->change.data = c;
+	int rv;
+	if (m != NULL && m->role == RAFT_VOTER) {
+		hora_free(c);
+		if (cb)
+			cb(ud, 0); /* already there: joining is idempotent */
+		return 0;
+	}
+	if (m != NULL)
+		rv = raft_assign(&n->raft, &c->change, id, RAFT_VOTER, assigned);
+	else
+		rv = raft_add(&n->raft, &c->change, id, raft_addr, added);
+	if (rv != 0) {
+		hora_free(c);
+		return map_change_status(rv);
+	}
+	return 0;
+}
+
+static void removed(struct raft_change *req, int status)
+{
+	change_req *c = req->data;
+	if (status == 0)
+		log_info("removed node %llu", (unsigned long long)c->id);
+	change_finish(c, map_change_status(status));
+}
+
+int node_remove_member(node *n, uint64_t id, node_change_cb cb, void *ud)
+{
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		return -HORA_ENOTLEADER;
+	if (member(n, id) == NULL)
+		return -HORA_ENOENT;
+	change_req *c = hora_calloc(1, sizeof *c);
+	if (c == NULL)
+		return -HORA_ENOMEM;
+	c->n = n;
+	c->id = id;
+	c->cb = cb;
+	c->ud = ud;
+	c->change.data = c;
+	int rv = raft_remove(&n->raft, &c->change, id, removed);
+	if (rv != 0) {
+		hora_free(c);
+		return map_change_status(rv);
+	}
+	return 0;
+}
+
+static void transferred(struct raft_transfer *req)
+{
+	change_req *c = req->data;
+	bool still = raft_state(&c->n->raft) == RAFT_LEADER;
+	if (!still)
+		log_info("leadership handed over");
+	change_finish(c, still ? -HORA_EIO : 0);
+}
+
+int node_transfer(node *n, uint64_t to, node_change_cb cb, void *ud)
+{
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		return -HORA_ENOTLEADER;
+	if (to != 0) {
+		const struct raft_server *m = member(n, to);
+		if (m == NULL || m->role != RAFT_VOTER)
+			return -HORA_ENOENT;
+		if (to == n->id) {
+			if (cb)
+				cb(ud, 0);
+			return 0;
+		}
+	}
+	change_req *c = hora_calloc(1, sizeof *c);
+	if (c == NULL)
+		return -HORA_ENOMEM;
+	c->n = n;
+	c->id = to;
+	c->cb = cb;
+	c->ud = ud;
+	c->transfer.data = c;
+	int rv = raft_transfer(&n->raft, &c->transfer, to, transferred);
+	if (rv != 0) {
+		hora_free(c);
+		return map_change_status(rv);
+	}
+	return 0;
 }
 
 /* ---- shutdown --------------------------------------------------------- */

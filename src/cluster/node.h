@@ -39,6 +39,7 @@ typedef struct node_config {
 	unsigned snapshot_trailing;  /* entries; 0: default */
 	size_t history_per_job;      /* 0: default (see fsm_set_history) */
 	size_t history_bytes;        /* used when history_per_job > 0 */
+	bool joining; /* --join: never bootstrap; wait to be added */
 } node_config;
 
 typedef struct node node;
@@ -90,6 +91,19 @@ typedef struct node_member {
 	bool voter;
 } node_member;
 size_t node_members(const node *n, node_member *out, size_t max);
+
+/* Membership changes and leadership transfer (leader only).  cb(ud,
+ * status) runs once: 0, or -HORA_ENOTLEADER, -HORA_EBUSY (another change
+ * is in progress), -HORA_EEXIST, -HORA_ENOENT, -HORA_EIO. */
+typedef void (*node_change_cb)(void *ud, int status);
+/* Add `id` at `raft_addr` and make it a voter once it has caught up.
+ * Already a voter at that address: success. */
+int node_add_voter(node *n, uint64_t id, const char *raft_addr,
+		   node_change_cb cb, void *ud);
+int node_remove_member(node *n, uint64_t id, node_change_cb cb, void *ud);
+/* Hand leadership to `to` (0: the most up-to-date voter); cb runs when
+ * the transfer ended, status 0 if this node no longer leads. */
+int node_transfer(node *n, uint64_t to, node_change_cb cb, void *ud);
 
 /* Proposals waiting for their commit. */
 size_t node_pending_count(const node *n);

@@ -80,6 +80,38 @@ static void workers_stopped(void *ud)
 	uv_timer_start(&d->drain, on_drain, 0, 5);
 }
 
+/* After the hand-over (or at once on a follower): no new work; what was
+ * proposed is committed before the API closes, so acknowledged writes
+ * are never cut off. */
+static void stop_serving(horad *d)
+{
+	api_stop_accepting(d->api);
+	if (d->workers) {
+		workers_stop(d->workers, WORKERS_GRACE_MS, workers_stopped, d);
+		return;
+	}
+	workers_stopped(d);
+}
+
+static void handed_over(void *ud, int status)
+{
+	horad *d = ud;
+	if (status != 0)
+		log_warn("could not hand leadership over (%s); stopping anyway",
+			 hora_strerror(status));
+	stop_serving(d);
+}
+
+static bool has_other_voter(horad *d)
+{
+	node_member m[NODE_MAX_MEMBERS];
+	size_t n = node_members(d->node, m, NODE_MAX_MEMBERS);
+	for (size_t i = 0; i < n; i++)
+		if (m[i].voter && m[i].id != node_id(d->node))
+			return true;
+	return false;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	horad *d = s->data;
@@ -89,14 +121,14 @@ static void on_signal(uv_signal_t *s, int signum)
 	}
 	log_info("%s: stopping (send it again to exit at once)",
 		 strsignal(signum));
-	/* no new work; what was proposed is committed before the API
-	 * closes, so acknowledged writes are never cut off */
-	api_stop_accepting(d->api);
-	if (d->workers) {
-		workers_stop(d->workers, WORKERS_GRACE_MS, workers_stopped, d);
+	/* a leader hands over first, so the cluster keeps dispatching
+	 * while this node drains */
+	if (node_is_leader(d->node) && has_other_voter(d) &&
+	    node_transfer(d->node, 0, handed_over, d) == 0) {
+		log_info("handing leadership over before stopping");
 		return;
 	}
-	workers_stopped(d);
+	stop_serving(d);
 }
 
 /* One horad per data dir: a second would corrupt the Raft log. */
