@@ -22,8 +22,8 @@
  * rule 7), so small entries keep the large count. */
 #define SNAPSHOT_THRESHOLD_DEFAULT 16384
 #define SNAPSHOT_TRAILING_DEFAULT 8192
-#define SNAPSHOT_BYTES (64u << 20)
-#define TRAILING_BYTES (16u << 20)
+#define SNAPSHOT_BYTES (32u << 20)
+#define TRAILING_BYTES (8u << 20)
 #define SNAPSHOT_MIN_ENTRIES 64
 
 typedef struct proposal {
