@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "api/forward.h"
 #include "api/job_json.h"
 #include "core/alloc.h"
 #include "core/log.h"
@@ -170,6 +171,11 @@ void api_pending_propose(api_pending *p, uint8_t *buf, size_t len,
 
 /* ---- dispatch --------------------------------------------------------- */
 
+static void count_forwarded(api_call *c)
+{
+	c->a->forwarded++;
+}
+
 static bool authorized(api *a, http_request *req)
 {
 	if (a->token == NULL)
@@ -215,6 +221,55 @@ static int split_path(const char *path, char segbuf[][API_SEGMENT_MAX],
 	return 0;
 }
 
+/* Whether this request is answered from the leader's state: every /v1
+ * route except the cluster status, unless the caller asks for a local
+ * read (?local=true or X-Hora-Local: 1) of a GET. */
+static bool wants_leader(http_request *req, const char *const *seg,
+			 size_t nseg)
+{
+	const char *m = http_request_method(req);
+	bool get = strcmp(m, "GET") == 0;
+	if (nseg == 2 && strcmp(seg[1], "cluster") == 0 && get)
+		return false;
+	if (get) {
+		const char *q = http_request_query(req, "local");
+		const char *h = http_request_header(req, "X-Hora-Local");
+		if ((q && (strcmp(q, "true") == 0 || strcmp(q, "1") == 0)) ||
+		    (h && strcmp(h, "1") == 0))
+			return false;
+	}
+	return true;
+}
+
+/* Relay a request to the leader (API.md: any node accepts any request).
+ * Returns true when the request was taken care of. */
+static bool forward_to_leader(api_call *c, const char *const *seg,
+			      size_t nseg)
+{
+	api *a = c->a;
+	if (node_is_leader(a->node) || !wants_leader(c->req, seg, nseg))
+		return false;
+	if (http_request_header(c->req, "X-Hora-Forwarded") != NULL) {
+		/* one hop only: leadership moved while it travelled */
+		api_reply_unavailable(c, -HORA_ENOTLEADER);
+		return true;
+	}
+	uint64_t leader = node_leader(a->node, NULL);
+	const char *url = leader ? fsm_node_api(node_fsm(a->node), leader)
+				 : NULL;
+	if (a->forwarder == NULL || url == NULL) {
+		api_reply_unavailable(c, -HORA_ENOTLEADER);
+		return true;
+	}
+	bool claim = nseg == 4 && strcmp(seg[1], "queues") == 0 &&
+		     strcmp(seg[3], "claim") == 0;
+	count_forwarded(c);
+	if (forwarder_forward(a->forwarder, c->req, url, node_id(a->node),
+			      claim ? FORWARD_CLAIM : 0) != 0)
+		api_reply_error(c, 500, "internal", "out of memory", NULL);
+	return true;
+}
+
 static void handle(http_request *req, void *ud)
 {
 	api *a = ud;
@@ -257,6 +312,8 @@ static void handle(http_request *req, void *ud)
 					NULL);
 			return;
 		}
+		if (forward_to_leader(&c, seg, nseg))
+			return;
 		if (nseg >= 2 && (strcmp(seg[1], "jobs") == 0 ||
 				  strncmp(seg[1], "jobs:", 5) == 0 ||
 				  strcmp(seg[1], "runs") == 0 ||
@@ -291,6 +348,7 @@ int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 	a->loop = loop;
 	a->node = cfg->node;
 	a->dispatch = cfg->dispatch;
+	a->forwarder = cfg->forwarder;
 	if (cfg->token) {
 		a->token = hora_strdup(cfg->token);
 		if (a->token == NULL) {

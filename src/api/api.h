@@ -21,6 +21,7 @@ typedef struct api_config {
 	const char *token; /* bearer token for /v1, or NULL */
 	node *node;        /* borrowed; outlives the api */
 	dispatch *dispatch; /* borrowed; NULL: runs are not served */
+	struct forwarder *forwarder; /* borrowed; NULL: followers answer 503 */
 } api_config;
 
 typedef struct api api;

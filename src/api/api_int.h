@@ -60,8 +60,10 @@ struct api {
 	http_server *http;
 	node *node;
 	dispatch *dispatch;
+	struct forwarder *forwarder;
 	char *token;
 	api_route_stats routes[API_ROUTE_COUNT_];
+	uint64_t forwarded; /* requests relayed to the leader */
 	void (*close_done)(void *);
 	void *close_ud;
 };

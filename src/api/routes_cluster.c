@@ -553,6 +553,10 @@ void api_metrics(api_call *c)
 		store_each_intern(fsm_store(f), queue_depth, &qd);
 	}
 
+	out(&t, "# HELP hora_http_forwarded_total Requests relayed to the "
+		"leader.\n# TYPE hora_http_forwarded_total counter\n"
+		"hora_http_forwarded_total %llu\n",
+	    (unsigned long long)a->forwarded);
 	out(&t, "# HELP hora_http_requests_total API requests by route and "
 		"status.\n# TYPE hora_http_requests_total counter\n");
 	for (int r = 0; r < API_ROUTE_COUNT_; r++)

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "cluster/transport.h"
 
 /* Snapshots: C-Raft triggers one every `threshold` applied entries.  The
  * count is adapted to the entries' average size so that a log of large
@@ -39,7 +40,10 @@ struct node {
 	uv_loop_t *loop;
 	struct raft raft;
 	struct raft_io io;
-	struct raft_uv_transport transport;
+	watch_transport *transport;
+	unsigned heartbeat_ms;
+	unsigned election_ms;
+	uint64_t gone_leader; /* its connection closed; fast election on */
 	struct raft_fsm rfsm;
 	fsm *f;
 	uv_timer_t tick;
@@ -354,10 +358,36 @@ static void publish_node_info(node *n)
 		n->node_info_sent = false;
 }
 
+/* The leader's connection closed: it is probably dead.  Followers
+ * refuse votes while they remember a leader, so every survivor
+ * shortening its election timeout is what makes failover fast; the
+ * normal timeout comes back once a leader is known again. */
+static void on_peer_gone(void *ud, uint64_t id)
+{
+	node *n = ud;
+	if (n->closing || raft_state(&n->raft) == RAFT_LEADER ||
+	    node_leader(n, NULL) != id)
+		return;
+	unsigned fast = 2 * n->heartbeat_ms;
+	if (fast >= n->election_ms)
+		return;
+	n->gone_leader = id;
+	raft_set_election_timeout(&n->raft, fast);
+	log_debug("leader %llu's connection closed: election timeout %u ms",
+		  (unsigned long long)id, fast);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	node *n = t->data;
 	bool leader = raft_state(&n->raft) == RAFT_LEADER;
+	if (n->gone_leader != 0) {
+		uint64_t now_leader = node_leader(n, NULL);
+		if (leader || (now_leader != 0 && now_leader != n->gone_leader)) {
+			raft_set_election_timeout(&n->raft, n->election_ms);
+			n->gone_leader = 0;
+		}
+	}
 	if (leader != n->leader) {
 		n->leader = leader;
 		log_info("%s (term %llu)",
@@ -535,17 +565,15 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 	if (cfg->history_per_job > 0)
 		fsm_set_history(n->f, cfg->history_per_job, cfg->history_bytes);
 
-	/* DESIGN.md rule 4: the transport version before init */
-	n->transport.version = 1;
-	n->transport.data = n;
-	if ((rv = raft_uv_tcp_init(&n->transport, loop)) != 0) {
+	if ((rv = transport_init(&n->transport, loop, on_peer_gone, n)) != 0) {
 		rv = hora_error_set(err, -HORA_EIO, "", "raft transport: %s",
 				    raft_strerror(rv));
 		goto err_after_fsm;
 	}
 	n->io.version = 2;
 	n->io.data = n;
-	if ((rv = raft_uv_init(&n->io, loop, n->raft_dir, &n->transport)) != 0) {
+	if ((rv = raft_uv_init(&n->io, loop, n->raft_dir,
+			       transport_raft(n->transport))) != 0) {
 		rv = hora_error_set(err, -HORA_EIO, "data_dir",
 				    "raft storage in %s: %s", n->raft_dir,
 				    n->io.errmsg);
@@ -566,6 +594,8 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 	n->raft.data = n;
 	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
 	raft_set_election_timeout(&n->raft, cfg->election_ms);
+	n->heartbeat_ms = cfg->heartbeat_ms;
+	n->election_ms = cfg->election_ms;
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_max_inflight_entries(&n->raft, 1024);
 	n->threshold_default = cfg->snapshot_threshold
@@ -600,7 +630,7 @@ err_after_raft:
 err_after_io:
 	raft_uv_close(&n->io);
 err_after_transport:
-	raft_uv_tcp_close(&n->transport);
+	transport_free(n->transport);
 err_after_fsm:
 	fsm_free(n->f);
 err_after_alloc:
@@ -899,7 +929,7 @@ static void raft_closed(struct raft *r)
 	node *n = r->data;
 	/* raft_close closed the io and its transport; release them */
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	transport_free(n->transport);
 	close_step(n);
 }
 

@@ -40,8 +40,10 @@ const char config_usage[] =
 	"  --log-format FMT   text or json (default text)\n"
 	"\n"
 	"tuning:\n"
-	"  --heartbeat-ms N   Raft heartbeat (default 50)\n"
-	"  --election-ms N    Raft election timeout (default 250)\n"
+	"  --heartbeat-ms N   Raft heartbeat (default 10)\n"
+	"  --election-ms N    Raft election timeout (default 200; 2 heartbeats "
+	"once the\n"
+	"                     leader's connection closes)\n"
 	"  --snapshot-threshold N  entries between snapshots (default "
 	"16384, adapted to entry size)\n"
 	"  --snapshot-trailing N   entries kept after a snapshot (default "
@@ -175,8 +177,8 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 	cfg->exec_queues[0] = "default";
 	cfg->exec_queue_count = 1;
 	cfg->log_level = LOG_INFO;
-	cfg->heartbeat_ms = 50;
-	cfg->election_ms = 250;
+	cfg->heartbeat_ms = 10;
+	cfg->election_ms = 200;
 	cfg->history_per_job = FSM_HISTORY_PER_JOB_DEFAULT;
 	cfg->history_bytes = FSM_HISTORY_BYTES_DEFAULT;
 	cfg->once_retention = DISPATCH_ONCE_RETENTION_DEFAULT_MS * HORA_USEC_PER_MS;

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/forward.h"
 #include "cluster/dispatch.h"
 #include "cluster/node.h"
 #include "core/log.h"
@@ -31,7 +32,12 @@ typedef struct horad {
 	node *node;
 	dispatch *dispatch;
 	workers *workers;
+	forwarder *forwarder;
 	api *api;
+	uv_timer_t publish;
+	bool publishing; /* a call is in flight */
+	bool joined;
+	char api_url[256];
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain;
 	uint64_t drain_started;
@@ -44,15 +50,23 @@ static void node_closed(void *ud)
 {
 	horad *d = ud;
 	d->node = NULL;
+	uv_close((uv_handle_t *)&d->publish, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->drain, NULL);
+}
+
+static void forwarder_closed(void *ud)
+{
+	(void)ud;
 }
 
 static void api_closed(void *ud)
 {
 	horad *d = ud;
 	d->api = NULL;
+	forwarder_close(d->forwarder, forwarder_closed, d);
+	d->forwarder = NULL;
 	dispatch_close(d->dispatch);
 	d->dispatch = NULL;
 	node_close(d->node, node_closed, d);
@@ -131,6 +145,51 @@ static void on_signal(uv_signal_t *s, int signum)
 	stop_serving(d);
 }
 
+/* ---- joining and publishing this node's API address ------------------- */
+
+static void published(void *ud, int status, const char *body, size_t len)
+{
+	horad *d = ud;
+	d->publishing = false;
+	if (status >= 200 && status < 300) {
+		if (d->cfg.join && !d->joined)
+			log_info("joined the cluster through %s", d->cfg.join);
+		d->joined = true;
+		return;
+	}
+	if (d->cfg.join && !d->joined)
+		log_warn("joining through %s: %s%.*s", d->cfg.join,
+			 status ? "HTTP answer: " : "",
+			 (int)(len > 300 ? 300 : len), body ? body : "");
+}
+
+/* Every second: a node started with --join asks to be added until it
+ * is; a follower whose API address is not in the log yet asks the
+ * leader to publish it (POST /v1/cluster/nodes is idempotent). */
+static void on_publish(uv_timer_t *t)
+{
+	horad *d = t->data;
+	char url[512], body[512];
+	if (d->publishing || d->stopping || node_is_leader(d->node))
+		return;
+	if (d->cfg.join && !d->joined) {
+		snprintf(url, sizeof url, "%s/v1/cluster/nodes", d->cfg.join);
+	} else {
+		uint64_t leader = node_leader(d->node, NULL);
+		const char *mine = fsm_node_api(node_fsm(d->node), node_id(d->node));
+		const char *lurl = leader ? fsm_node_api(node_fsm(d->node), leader)
+					  : NULL;
+		if (lurl == NULL || (mine && strcmp(mine, d->api_url) == 0))
+			return;
+		snprintf(url, sizeof url, "%s/v1/cluster/nodes", lurl);
+	}
+	snprintf(body, sizeof body, "{\"id\":%llu,\"raft\":\"%s\",\"api\":\"%s\"}",
+		 (unsigned long long)d->cfg.id, d->cfg.raft_addr, d->api_url);
+	if (forwarder_call(d->forwarder, "POST", url, body, d->cfg.token,
+			   published, d) == 0)
+		d->publishing = true;
+}
+
 /* One horad per data dir: a second would corrupt the Raft log. */
 static int lock_data_dir(horad *d)
 {
@@ -175,12 +234,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_configure(d.cfg.log_level, d.cfg.log_json);
-	if (d.cfg.join) {
-		fprintf(stderr, "horad: --join is not available in this build "
-				"yet; start every member with the same "
-				"--cluster list\n");
-		return 2;
-	}
 	signal(SIGPIPE, SIG_IGN); /* DESIGN.md rule 1 */
 	d.loop = uv_default_loop();
 	if (lock_data_dir(&d) != 0)
@@ -210,6 +263,7 @@ int main(int argc, char **argv)
 		.snapshot_trailing = d.cfg.snapshot_trailing,
 		.history_per_job = d.cfg.history_per_job,
 		.history_bytes = d.cfg.history_bytes,
+		.joining = d.cfg.join != NULL,
 	};
 	if ((rv = node_open(d.loop, &nc, &d.node, &err)) != 0) {
 		log_error("%s", err.msg);
@@ -220,8 +274,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dispatch_set_once_retention(d.dispatch, d.cfg.once_retention);
+	if ((rv = forwarder_new(d.loop, &d.forwarder, &err)) != 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
 	ac.node = d.node;
 	ac.dispatch = d.dispatch;
+	ac.forwarder = d.forwarder;
 	if (d.cfg.workers > 0 &&
 	    (rv = workers_start(d.loop, d.node, d.dispatch, d.cfg.workers,
 				d.cfg.exec_queues, d.cfg.exec_queue_count,
@@ -244,6 +303,10 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_timer_init(d.loop, &d.drain);
 	d.drain.data = &d;
+	snprintf(d.api_url, sizeof d.api_url, "%s", api_url);
+	uv_timer_init(d.loop, &d.publish);
+	d.publish.data = &d;
+	uv_timer_start(&d.publish, on_publish, 200, 1000);
 
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	uv_loop_close(d.loop);
