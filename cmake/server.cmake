@@ -22,9 +22,17 @@ target_include_directories(raft_vendored SYSTEM INTERFACE ${RAFT_INCLUDE})
 target_link_libraries(raft_vendored INTERFACE ${RAFT_LIB} PkgConfig::UV ${LZ4_LIB})
 set(HORA_HAVE_RAFT ON)
 
+# The dashboard (web/index.html) is embedded as a byte array.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/web/index.html)
+file(READ ${CMAKE_SOURCE_DIR}/web/index.html HORA_UI_HEX HEX)
+file(SIZE ${CMAKE_SOURCE_DIR}/web/index.html HORA_UI_LEN)
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," HORA_UI_BYTES "${HORA_UI_HEX}")
+file(WRITE ${CMAKE_BINARY_DIR}/generated/ui_assets.c
+  "/* generated from web/index.html by cmake/server.cmake */\n#include <stddef.h>\nextern const unsigned char ui_index_html[];\nextern const size_t ui_index_html_len;\nconst unsigned char ui_index_html[] = {${HORA_UI_BYTES} 0};\nconst size_t ui_index_html_len = ${HORA_UI_LEN};\n")
+
 # cluster, api and exec: the loop-driven layers of a node.
 file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/cluster/*.c src/api/*.c src/exec/*.c)
-add_library(horanet STATIC ${HORA_NET_SRC})
+add_library(horanet STATIC ${HORA_NET_SRC} ${CMAKE_BINARY_DIR}/generated/ui_assets.c)
 target_link_libraries(horanet PUBLIC horacore raft_vendored PkgConfig::UV
   PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CURL)
 set(HORA_TEST_LIBS horanet)

@@ -303,6 +303,11 @@ static void handle(http_request *req, void *ud)
 		api_metrics(&c);
 		return;
 	}
+	if (nseg >= 1 && strcmp(seg[0], "ui") == 0 && strcmp(method, "GET") == 0) {
+		c.route = API_ROUTE_UI;
+		api_ui(&c, path);
+		return;
+	}
 	if (nseg >= 1 && strcmp(seg[0], "v1") == 0) {
 		if (!authorized(a, req)) {
 			http_response_header(req, "WWW-Authenticate", "Bearer");
@@ -328,6 +333,22 @@ static void handle(http_request *req, void *ud)
 		}
 	}
 	api_reply_error(&c, 404, "not_found", "no such route", NULL);
+}
+
+/* The dashboard: one page, embedded at build time (web/index.html). */
+extern const unsigned char ui_index_html[];
+extern const size_t ui_index_html_len;
+
+void api_ui(api_call *c, const char *path)
+{
+	if (strcmp(path, "/ui") == 0) {
+		http_response_header(c->req, "Location", "/ui/");
+		api_reply_text(c, 301, "text/plain", "see /ui/\n", 9);
+		return;
+	}
+	http_response_header(c->req, "Cache-Control", "no-cache");
+	api_reply_text(c, 200, "text/html; charset=utf-8",
+		       (const char *)ui_index_html, ui_index_html_len);
 }
 
 static void http_log(void *ud, const char *line)

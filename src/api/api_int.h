@@ -124,6 +124,8 @@ void api_runs_route(api_call *c, const char *const *seg, size_t nseg);
 void api_trigger(api_call *c, const char *name);
 void api_job_runs(api_call *c, const char *name);
 void api_healthz(api_call *c);
+/* GET /ui/: the dashboard */
+void api_ui(api_call *c, const char *path);
 void api_readyz(api_call *c);
 void api_metrics(api_call *c);
 

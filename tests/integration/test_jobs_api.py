@@ -586,6 +586,18 @@ class JobsApi(hh.HoraTestCase):
                              r'[-+0-9.eEInfNa]+( -?\d+)?$',
                              "not a Prometheus sample line")
 
+    def test_dashboard(self):
+        st, hdr, text = self.n.request("GET", "/ui/")
+        self.assertEqual(st, 200)
+        self.assertTrue(hdr.get("Content-Type", "").startswith("text/html"))
+        self.assertIn("<title>hora</title>", text)
+        # the page reads the API it documents
+        for route in ("/v1/cluster", "/v1/queues", "/v1/jobs?limit=200"):
+            self.assertIn(route, text)
+        st, hdr, _ = self.n.request("GET", "/ui")
+        self.assertEqual(st, 301)
+        self.assertEqual(hdr.get("Location"), "/ui/")
+
     def test_unknown_route(self):
         r = self.n.request("GET", "/v1/nothing-here")
         self.assertError(r, 404)
