@@ -143,13 +143,25 @@ static void add_done(void *ud, int status)
 	    node_propose(a->node, buf, len, add_info_committed, x) == 0)
 		return;
 	if (api_pending_settle(&x->base)) {
-		if (status != 0)
+		if (status == -HORA_EIO) {
+			char msg[320];
+			snprintf(msg, sizeof msg,
+				 "node %llu was added but did not catch up with "
+				 "the log, so it is not a voter: start it with "
+				 "--join (a node started with neither --cluster "
+				 "nor --join bootstraps a cluster of its own and "
+				 "cannot join this one)",
+				 (unsigned long long)x->id);
+			api_reply_error(&x->base.call, 409, "conflict", msg,
+					"id");
+		} else if (status != 0) {
 			change_failed(&x->base.call, status);
-		else
+		} else {
 			api_reply_json(&x->base.call, 201,
 				       json_pack("{s:I,s:s}", "id",
 						 (json_int_t)x->id, "raft",
 						 x->raft));
+		}
 	}
 	api_pending_free(&x->base);
 }

@@ -734,6 +734,7 @@ typedef struct change_req {
 	struct raft_transfer transfer;
 	node *n;
 	uint64_t id;
+	int attempts;
 	node_change_cb cb;
 	void *ud;
 } change_req;
@@ -867,10 +868,21 @@ int node_remove_member(node *n, uint64_t id, node_change_cb cb, void *ud)
 	return 0;
 }
 
+#define TRANSFER_ATTEMPTS 3
+
 static void transferred(struct raft_transfer *req)
 {
 	change_req *c = req->data;
 	bool still = raft_state(&c->n->raft) == RAFT_LEADER;
+	if (still && !c->n->closing && ++c->attempts < TRANSFER_ATTEMPTS) {
+		/* the target did not win in time (it may have been behind):
+		 * try again rather than fail the caller */
+		memset(&c->transfer, 0, sizeof c->transfer);
+		c->transfer.data = c;
+		if (raft_transfer(&c->n->raft, &c->transfer, c->id,
+				  transferred) == 0)
+			return;
+	}
 	if (!still)
 		log_info("leadership handed over");
 	change_finish(c, still ? -HORA_EIO : 0);

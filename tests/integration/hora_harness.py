@@ -556,6 +556,42 @@ class Node:
                 return text
         return text
 
+    def call(self, method, path, body=None, timeout=5.0, headers=None):
+        """One request on a fresh connection with its own `timeout`
+        (seconds), for clients that must not hang on a paused or killed
+        node.  Returns (status, headers, parsed) like request(); raises
+        OSError / http.client.HTTPException when the node does not answer."""
+        hdrs = {"Accept": "application/json", "Connection": "close"}
+        data = None
+        if body is not None:
+            if isinstance(body, (bytes, bytearray)):
+                data = bytes(body)
+            elif isinstance(body, str):
+                data = body.encode("utf-8")
+            else:
+                data = json.dumps(body).encode("utf-8")
+            hdrs["Content-Type"] = "application/json"
+        if headers:
+            hdrs.update(headers)
+        c = http.client.HTTPConnection("127.0.0.1", self.api_port,
+                                       timeout=timeout)
+        try:
+            c.request(method, path, body=data, headers=hdrs)
+            resp = c.getresponse()
+            payload = resp.read()
+            return resp.status, resp.headers, self._parse(resp, payload, False)
+        finally:
+            c.close()
+
+    def cluster_view(self, timeout=5.0):
+        """GET /v1/cluster on this node (fresh connection): the JSON object,
+        or None when the node does not answer 200 with an object."""
+        try:
+            st, _, b = self.call("GET", "/v1/cluster", timeout=timeout)
+        except (OSError, http.client.HTTPException):
+            return None
+        return b if st == 200 and isinstance(b, dict) else None
+
     def raw_request(self, head, body=b"", timeout=30):
         """Send `head` (request line and headers, without the final CRLF
         CRLF; Host and Connection: close are added) and then `body`, writing
@@ -650,6 +686,201 @@ class Node:
         return p.returncode, p.stdout, p.stderr
 
 
+# --------------------------------------------------------------------------
+# clusters
+
+
+class Cluster:
+    """`n` horad nodes (Raft ids 1..n) bootstrapped together: ports are
+    picked for every node first, then each is started with the same
+    `--cluster 1=127.0.0.1:R1,2=127.0.0.1:R2,...`, and start() returns
+    once every node answers /readyz and all agree on one leader.
+
+        c = hh.Cluster(build, n=3).start()
+        lead = c.leader()                 # Node
+        c.followers()                     # [Node, ...]
+        n4 = c.add_node(4, extra_args=["--join", lead.url]); n4.start()
+        c.cleanup()
+
+    Node objects are ordinary `Node`s (kill9, stop, start, restart,
+    request, call, cli...).  `nodes` lists every node made, in id order of
+    creation; `members` is the initial `--cluster` list.
+    """
+
+    def __init__(self, build_dir=None, n=3, workers=0, extra_args=(),
+                 start_timeout=None, track=None):
+        self.build_dir = os.path.abspath(build_dir or _default_build_dir())
+        self.workers = workers
+        self.extra_args = list(extra_args)
+        self.start_timeout = start_timeout or START_TIMEOUT
+        self._track = track
+        self.nodes = []
+        for i in range(1, n + 1):
+            self._new_node(i)
+        self._set_cluster_arg()
+
+    def _new_node(self, id, **kw):
+        kw.setdefault("workers", self.workers)
+        kw.setdefault("extra_args", self.extra_args)
+        kw.setdefault("start_timeout", self.start_timeout)
+        nd = Node(self.build_dir, id=id, **kw)
+        self.nodes.append(nd)
+        if self._track is not None:
+            self._track.append(nd)
+        return nd
+
+    def _set_cluster_arg(self):
+        self.members = list(self.nodes)
+        self.cluster_arg = ",".join("%d=%s" % (nd.id, nd.raft_addr)
+                                    for nd in self.members)
+        for nd in self.members:
+            nd.cluster = self.cluster_arg
+
+    def __iter__(self):
+        return iter(list(self.nodes))
+
+    def __len__(self):
+        return len(self.nodes)
+
+    def __repr__(self):
+        return "Cluster(%s)" % ", ".join(repr(nd) for nd in self.nodes)
+
+    def by_id(self, id):
+        for nd in self.nodes:
+            if nd.id == id:
+                return nd
+        raise KeyError("no node %r in %r" % (id, self))
+
+    def running(self):
+        return [nd for nd in self.nodes if nd.running()]
+
+    # -- start / stop ---------------------------------------------------------
+
+    def start(self, timeout=None):
+        """Spawn every initial member, wait for /readyz on each and for one
+        agreed leader.  When a port was taken meanwhile (a node exits
+        saying so), new ports are picked for all and the data dirs wiped
+        (first start only)."""
+        timeout = timeout or self.start_timeout
+        for attempt in range(3):
+            for nd in self.members:
+                nd.spawn()
+            try:
+                for nd in self.members:
+                    nd.wait_ready(timeout)
+                self.wait_leader(timeout)
+                return self
+            except (NodeError, AssertionError):
+                in_use = any(not nd.running() and re.search(
+                    r"in use|EADDRINUSE", nd.log_tail(4000), re.I)
+                    for nd in self.members)
+                for nd in self.members:
+                    nd._kill_quietly()
+                if attempt < 2 and in_use and all(nd.starts == attempt + 1
+                                                  for nd in self.members):
+                    for nd in self.members:
+                        shutil.rmtree(nd.data_dir, ignore_errors=True)
+                        nd.api_port, nd.raft_port = free_port(), free_port()
+                    self._set_cluster_arg()
+                    _log("ports taken; retrying %r" % self)
+                    continue
+                raise
+        return self
+
+    def add_node(self, id, cluster=None, **kw):
+        """A new Node (not started) outside the initial --cluster list, with
+        its own ports and empty data dir; pass extra_args=["--join", URL]
+        to have it join."""
+        return self._new_node(id, cluster=cluster, **kw)
+
+    def cleanup(self):
+        for nd in list(self.nodes):
+            try:
+                nd.cleanup()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- views ------------------------------------------------------------------
+
+    def views(self, nodes=None, timeout=3.0):
+        """{id: GET /v1/cluster JSON or None} for the given (default:
+        running) nodes."""
+        nodes = self.running() if nodes is None else nodes
+        return {nd.id: nd.cluster_view(timeout) for nd in nodes}
+
+    def agreed_leader(self, nodes=None, timeout=3.0):
+        """The leader id every given (default: running) node reports, when
+        they all report the same one and that node is among them and says
+        it leads; else None."""
+        nodes = self.running() if nodes is None else nodes
+        if not nodes:
+            return None
+        vs = self.views(nodes, timeout)
+        ids = set()
+        for v in vs.values():
+            if not v or not isinstance(v.get("leader"), dict):
+                return None
+            ids.add(v["leader"].get("id"))
+        if len(ids) != 1:
+            return None
+        lid = ids.pop()
+        if lid not in vs:
+            return None
+        me = [x for x in vs[lid].get("nodes") or [] if x.get("id") == lid]
+        if not me or me[0].get("state") != "leader":
+            return None
+        return lid
+
+    def wait_leader(self, timeout=None, nodes=None, exclude=(), what=None):
+        """Wait until the given (default: running) nodes agree on a leader
+        whose id is not in `exclude`; returns that Node."""
+        timeout = timeout or self.start_timeout
+
+        def pred():
+            lid = self.agreed_leader(nodes)
+            return lid if lid is not None and lid not in exclude else None
+        lid = wait_for(pred, timeout, 0.02, what or (
+            "one agreed leader%s among %s" % (
+                " other than %s" % list(exclude) if exclude else "",
+                [nd.id for nd in (self.running() if nodes is None else nodes)])))
+        return self.by_id(lid)
+
+    def leader(self, timeout=None):
+        return self.wait_leader(timeout)
+
+    def followers(self, timeout=None):
+        lead = self.leader(timeout)
+        return [nd for nd in self.running() if nd is not lead]
+
+    # -- requests ---------------------------------------------------------------
+
+    def request_any(self, method, path, body=None, timeout=30.0,
+                    call_timeout=5.0, nodes=None, ok=lambda st: st < 500):
+        """Send the request to the running nodes in turn until one answers
+        with `ok(status)` (default: anything but 5xx), retrying 503s and
+        connection errors the way API.md tells clients to, for up to
+        `timeout` s.  Returns (status, headers, parsed, node)."""
+        deadline = time.monotonic() + timeout
+        i = 0
+        last = None
+        while True:
+            cands = self.running() if nodes is None else nodes()
+            if cands:
+                nd = cands[i % len(cands)]
+                i += 1
+                try:
+                    st, hdrs, b = nd.call(method, path, body, call_timeout)
+                    if ok(st):
+                        return st, hdrs, b, nd
+                    last = "%s from node %d: %r" % (st, nd.id, b)
+                except (OSError, http.client.HTTPException) as e:
+                    last = "node %d: %r" % (nd.id, e)
+            if time.monotonic() >= deadline:
+                raise AssertionError("%s %s: no node answered within %.0f s "
+                                     "(last: %s)" % (method, path, timeout, last))
+            time.sleep(0.02)
+
+
 def _atexit_cleanup():
     with _all_nodes_lock:
         nodes = list(_all_nodes)
@@ -704,6 +935,15 @@ class HoraTestCase(unittest.TestCase):
         if start:
             n.start()
         return n
+
+    def cluster(self, n=3, start=True, **kw):
+        """A Cluster for this test only (its nodes' logs are printed when
+        the test fails; nodes added later with add_node too)."""
+        c = Cluster(self.build, n=n, track=self._test_nodes, **kw)
+        self.addCleanup(c.cleanup)
+        if start:
+            c.start()
+        return c
 
     def setUp(self):
         super().setUp()
