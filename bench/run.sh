@@ -12,3 +12,5 @@ for s in "$here"/bench_*.sh; do
 done
 echo "== bench_dispatch (dispatch lateness, 100k jobs, 2000 runs/s, 4 workers)"
 python3 "$here/bench_dispatch.py" "$build" --seconds 20
+echo "== bench_cluster (3 nodes: failover, hand-over, writes, dispatch)"
+python3 "$here/bench_cluster.py" "$build"
