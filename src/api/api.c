@@ -84,6 +84,20 @@ void api_reply_hora_error(api_call *c, const hora_error *err)
 			err->field[0] ? err->field : NULL);
 }
 
+json_t *api_body_object(api_call *c)
+{
+	size_t len;
+	const char *body = http_request_body(c->req, &len);
+	json_t *obj;
+	hora_error err;
+	hora_error_clear(&err);
+	if (json_parse_object(body, len, &obj, &err) != 0) {
+		api_reply_hora_error(c, &err);
+		return NULL;
+	}
+	return obj;
+}
+
 void api_reply_unavailable(api_call *c, int rv)
 {
 	const char *msg;

@@ -85,6 +85,9 @@ void api_reply_error(api_call *c, int status, const char *code,
 		     const char *message, const char *field);
 /* A rejection from a validator (err->code negative): 400 etc. */
 void api_reply_hora_error(api_call *c, const hora_error *err);
+/* The request body as a JSON object, or NULL after answering 400 with
+ * the parser's line and column.  Caller decrefs. */
+json_t *api_body_object(api_call *c);
 /* 503 with Retry-After when there is no leader to take a write. */
 void api_reply_unavailable(api_call *c, int rv);
 

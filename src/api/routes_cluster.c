@@ -64,20 +64,12 @@ static void cluster_status(api_call *c)
 
 /* ---- membership ------------------------------------------------------- */
 
+/* Membership bodies may be empty ({} then). */
 static json_t *cluster_body(api_call *c)
 {
 	size_t len;
-	const char *body = http_request_body(c->req, &len);
-	json_t *obj;
-	hora_error err;
-	hora_error_clear(&err);
-	if (len == 0)
-		return json_object();
-	if (json_parse_object(body, len, &obj, &err) != 0) {
-		api_reply_hora_error(c, &err);
-		return NULL;
-	}
-	return obj;
+	http_request_body(c->req, &len);
+	return len == 0 ? json_object() : api_body_object(c);
 }
 
 static void change_failed(api_call *c, int status)

@@ -42,20 +42,6 @@ static void method_not_allowed(api_call *c, const char *allow)
 			"this route does not take that method", NULL);
 }
 
-/* Parse the request body as a JSON object or answer 400. */
-static json_t *body_object(api_call *c)
-{
-	size_t len;
-	const char *body = http_request_body(c->req, &len);
-	json_t *obj;
-	hora_error err;
-	hora_error_clear(&err);
-	if (json_parse_object(body, len, &obj, &err) != 0) {
-		api_reply_hora_error(c, &err);
-		return NULL;
-	}
-	return obj;
-}
 
 /* The job as JSON for a reply, with its last run. */
 static json_t *job_json(const job *j)
@@ -144,7 +130,7 @@ static void generate_name(char out[JOB_NAME_MAX + 1])
 
 static void put_job(api_call *c, const char *url_name, bool create)
 {
-	json_t *obj = body_object(c);
+	json_t *obj = api_body_object(c);
 	job_spec spec;
 	hora_error err;
 	uint8_t *buf;
@@ -225,7 +211,7 @@ static void batch_committed(void *ud, int status, const fsm_result *res)
 
 static void batch_jobs(api_call *c)
 {
-	json_t *obj = body_object(c);
+	json_t *obj = api_body_object(c);
 	job_spec *specs;
 	size_t n;
 	hora_error err;

@@ -32,19 +32,6 @@ static fsm *fsm_of(api_call *c)
 	return node_fsm(c->a->node);
 }
 
-static json_t *body_object(api_call *c)
-{
-	size_t len;
-	const char *body = http_request_body(c->req, &len);
-	json_t *obj;
-	hora_error err;
-	hora_error_clear(&err);
-	if (json_parse_object(body, len, &obj, &err) != 0) {
-		api_reply_hora_error(c, &err);
-		return NULL;
-	}
-	return obj;
-}
 
 /* Refuse keys outside `allowed` (NULL-terminated). */
 static bool known_fields(api_call *c, json_t *obj, const char *prefix,
@@ -193,7 +180,7 @@ static void claim(api_call *c, const char *queue)
 		api_reply_hora_error(c, &err);
 		return;
 	}
-	json_t *obj = body_object(c);
+	json_t *obj = api_body_object(c);
 	if (obj == NULL)
 		return;
 	const char *worker;
@@ -264,7 +251,7 @@ static void heartbeat(api_call *c, const char *id_s)
 	json_int_t lease_ms = DISPATCH_LEASE_MS_DEFAULT;
 	if (!parse_run_id(c, id_s, &id))
 		return;
-	json_t *obj = body_object(c);
+	json_t *obj = api_body_object(c);
 	if (obj == NULL)
 		return;
 	const char *worker;
@@ -526,7 +513,7 @@ static void complete_one(api_call *c, const char *id_s)
 	uint64_t id;
 	if (!parse_run_id(c, id_s, &id))
 		return;
-	json_t *obj = body_object(c);
+	json_t *obj = api_body_object(c);
 	if (obj == NULL)
 		return;
 	const char *worker = worker_field(c, obj);
@@ -538,7 +525,7 @@ static void complete_one(api_call *c, const char *id_s)
 static void complete_batch(api_call *c)
 {
 	static const char *const allowed[] = {"worker", "runs", NULL};
-	json_t *obj = body_object(c);
+	json_t *obj = api_body_object(c);
 	if (obj == NULL)
 		return;
 	const char *worker;
