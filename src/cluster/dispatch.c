@@ -440,7 +440,8 @@ static void on_lease_timer(uv_timer_t *t)
 		run *r = e->item;
 		heap_remove(&d->lease, r->lease_idx);
 		if (r->lease_expires_at <= now) {
-			expires[ne++] = (expire_item){r->id, r->attempt};
+			expires[ne++] = (expire_item){r->id, r->attempt,
+						      r->lease_expires_at};
 			continue;
 		}
 		job *j = store_get(fsm_store(d->f), r->job);
@@ -643,7 +644,7 @@ int dispatch_heartbeat(dispatch *d, uint64_t id, const char *worker,
 	hora_time now = now_us();
 	int rv;
 	if (lease_ms <= 0) {
-		expire_item it = {r->id, r->attempt};
+		expire_item it = {r->id, r->attempt, 0}; /* a release */
 		rv = entry_encode_expire(&it, 1, now, &buf, &len);
 	} else {
 		lease_item it = {r->id, r->attempt, worker,

@@ -419,10 +419,11 @@ int entry_encode_expire(const expire_item *items, size_t n, hora_time stamp,
 {
 	wire_writer w;
 	wire_writer_init(&w);
-	header(&w, ENTRY_EXPIRE, 0, (uint32_t)n, stamp);
+	header(&w, ENTRY_EXPIRE2, 0, (uint32_t)n, stamp);
 	for (size_t i = 0; i < n; i++) {
 		wire_u64(&w, items[i].run);
 		wire_u32(&w, items[i].attempt);
+		wire_u64(&w, (uint64_t)items[i].lease_end);
 	}
 	return finish(&w, buf, len);
 }

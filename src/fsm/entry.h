@@ -45,6 +45,8 @@ typedef enum {
 	ENTRY_EXPIRE = 9,      /* count expire_item */
 	ENTRY_OVERLAP = 10,    /* count u64 run ids: apply the overlap policy
 				  now that the run is due */
+	ENTRY_EXPIRE2 = 11,    /* count expire_item with lease_end (written
+				  instead of ENTRY_EXPIRE, which still reads) */
 } entry_type;
 
 /* ENTRY_FIRE item flags */
@@ -89,10 +91,14 @@ typedef struct complete_item {
 	const char *error;
 } complete_item;
 
-/* Hand back an attempt whose lease expired (or was released). */
+/* Hand back an attempt whose lease expired (or was released).
+ * lease_end: the lease end the leader saw expire; a lease extended since
+ * (a heartbeat committed first) is left alone.  0: release regardless
+ * (the holder hands the run back). */
 typedef struct expire_item {
 	uint64_t run;
 	uint32_t attempt;
+	hora_time lease_end;
 } expire_item;
 
 enum {

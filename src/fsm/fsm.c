@@ -154,6 +154,7 @@ static int apply_put(fsm *f, const entry_header *h, wire_reader *r,
 				       job_schedule_text(j)) == 0;
 			j->created_at = old->created_at;
 			j->run_count = old->run_count;
+			j->last_fired = old->last_fired;
 			fsm__runs_move(old, j);
 			/* a changed schedule starts over from now */
 			j->anchor = same_schedule ? old->anchor : h->stamp;
@@ -171,8 +172,12 @@ static int apply_put(fsm *f, const entry_header *h, wire_reader *r,
 		store_put(f->jobs, j, &replaced);
 		if (replaced)
 			job_free(replaced);
+		/* never an instant already fired (fired a second ahead, it may
+		 * be after the stamp): at most one run per (job, instant) */
+		hora_time after = h->stamp > j->last_fired ? h->stamp
+							   : j->last_fired;
 		/* cannot fail: room was reserved above */
-		rv = store_set_next(f->jobs, j, fsm_next_fire(j, h->stamp));
+		rv = store_set_next(f->jobs, j, fsm_next_fire(j, after));
 		HORA_ASSERT(rv == 0);
 	}
 	hora_free(built);
@@ -230,7 +235,9 @@ static int apply_names(fsm *f, const entry_header *h, wire_reader *r,
 			j->flags &= (uint8_t)~JOB_F_PAUSED;
 		j->updated_at = h->stamp;
 		j->version = index;
-		int set = store_set_next(f->jobs, j, fsm_next_fire(j, h->stamp));
+		hora_time after = h->stamp > j->last_fired ? h->stamp
+							   : j->last_fired;
+		int set = store_set_next(f->jobs, j, fsm_next_fire(j, after));
 		HORA_ASSERT(set == 0); /* room was reserved above */
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -317,6 +324,7 @@ int fsm_apply(fsm *f, const void *buf, size_t len, uint64_t index,
 		rv = fsm__apply_complete(f, &h, &r, res);
 		break;
 	case ENTRY_EXPIRE:
+	case ENTRY_EXPIRE2:
 		rv = fsm__apply_expire(f, &h, &r, res);
 		break;
 	case ENTRY_OVERLAP:
@@ -367,6 +375,7 @@ enum {
 	STATE_RUN_COUNT = 5,
 	STATE_NEXT_RUN_AT = 6,
 	STATE_FLAGS = 7,
+	STATE_LAST_FIRED = 8,
 };
 
 static void state_u64(wire_writer *w, uint16_t tag, uint64_t v)
@@ -389,6 +398,7 @@ static int snapshot_job(job *j, void *ud)
 	state_u64(w, STATE_RUN_COUNT, j->run_count);
 	state_u64(w, STATE_NEXT_RUN_AT, (uint64_t)j->next_run_at);
 	state_u64(w, STATE_FLAGS, j->flags);
+	state_u64(w, STATE_LAST_FIRED, (uint64_t)j->last_fired);
 	wire_u16(w, STATE_END);
 	return w->failed ? -HORA_ENOMEM : 0;
 }
@@ -454,6 +464,9 @@ static int restore_state(wire_reader *r, job *j)
 			break;
 		case STATE_FLAGS:
 			j->flags = (uint8_t)v;
+			break;
+		case STATE_LAST_FIRED:
+			j->last_fired = (hora_time)v;
 			break;
 		default:
 			break;

@@ -409,6 +409,8 @@ int fsm__apply_fire(fsm *f, const entry_header *h, wire_reader *r,
 			f->stats.misfire_skipped++;
 		}
 		if (!(it->flags & FIRE_TRIGGER)) {
+			if (it->resume_after > j->last_fired)
+				j->last_fired = it->resume_after;
 			/* after counting the run, so max_runs holds exactly */
 			hora_time next = fsm_next_fire(j, it->resume_after);
 			if (next == HORA_TIME_NONE) {
@@ -576,17 +578,25 @@ int fsm__apply_expire(fsm *f, const entry_header *h, wire_reader *r,
 		      fsm_result *res)
 {
 	uint32_t n = h->count;
-	if (wire_left(r) != (size_t)n * 12)
+	/* ENTRY_EXPIRE (format 1's first form) has no lease end */
+	size_t item = h->type == ENTRY_EXPIRE2 ? 20 : 12;
+	if (wire_left(r) != (size_t)n * item)
 		return -HORA_ECORRUPT;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t id = wire_get_u64(r);
 		uint32_t attempt = wire_get_u32(r);
+		hora_time lease_end = h->type == ENTRY_EXPIRE2
+					      ? (hora_time)wire_get_u64(r)
+					      : 0;
 		run *x = table_get(&f->runs, id);
 		if (x == NULL) {
 			res->outcome[i] = FSM_NOT_FOUND;
 			continue;
 		}
-		if (x->status != RUN_RUNNING || x->attempt != attempt) {
+		if (x->status != RUN_RUNNING || x->attempt != attempt ||
+		    (lease_end != 0 && x->lease_expires_at > lease_end)) {
+			/* not running that attempt, or its lease was extended
+			 * after the leader saw it expire */
 			res->outcome[i] = FSM_CONFLICT;
 			continue;
 		}
@@ -634,18 +644,39 @@ int fsm__apply_overlap(fsm *f, const entry_header *h, wire_reader *r,
 	return 0;
 }
 
+/* Forget a run that never started: it leaves every structure as if it
+ * had not been fired. */
+static void unfire(fsm *f, job *j, run *o)
+{
+	job_detach(j, o);
+	j->active_runs--;
+	j->run_count--;
+	table_remove(&f->runs, o);
+	if (f->observer.run_freed)
+		f->observer.run_freed(f->observer.ud, o);
+	run_free(o);
+}
+
 void fsm__runs_job_paused(fsm *f, job *j, hora_time stamp)
 {
-	/* "no runs while paused": planned first attempts go, retries of
-	 * runs already started and manual runs stay */
+	/* "no runs while paused": first attempts fired ahead for instants
+	 * after the pause are taken back (a resume fires those instants
+	 * again, once); those already due are cancelled; retries of runs
+	 * already started and manual runs stay */
 	for (run *o = j->runs, *next; o; o = next) {
 		next = o->job_next;
 		if (o->status != RUN_SCHEDULED || o->attempt != 1 ||
 		    (o->flags & RUN_F_MANUAL))
 			continue;
+		if (o->scheduled_at > stamp) {
+			unfire(f, j, o);
+			continue;
+		}
 		set_error(f, o, "cancelled: the job was paused");
 		finalize(f, j, o, RUN_CANCELLED, stamp);
 	}
+	if (j->last_fired > stamp)
+		j->last_fired = stamp;
 	enforce_retention(f, j);
 }
 

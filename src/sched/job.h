@@ -113,6 +113,7 @@ typedef struct job {
 	uint32_t heap_idx;        /* position in the fire heap */
 	hora_time next_run_at;    /* HORA_TIME_NONE when nothing is due */
 	hora_time anchor;         /* @every/@after count from here */
+	hora_time last_fired;     /* latest instant fired (0: none) */
 	hora_time created_at;
 	hora_time updated_at;
 	uint64_t version; /* log index of the last write */

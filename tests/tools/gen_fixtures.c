@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	complete_item ci = {run, 1, "w1", RUN_FAILED, 3, "out\n", 4, "boom"};
 	entry_encode_complete(&ci, 1, T0 + 4, &b, &n);
 	out("complete.bin", b, n, true);
-	expire_item ei = {run, 2};
+	expire_item ei = {run, 2, 0};
 	entry_encode_expire(&ei, 1, T0 + 5, &b, &n);
 	out("expire.bin", b, n, false);
 	const char *names[] = {"fixture-job"};

@@ -87,7 +87,7 @@ static fsm_outcome complete(fsm *f, uint64_t id, uint32_t attempt,
 static fsm_outcome expire(fsm *f, uint64_t id, uint32_t attempt,
 			  hora_time stamp)
 {
-	expire_item it = {id, attempt};
+	expire_item it = {id, attempt, 0};
 	uint8_t *buf;
 	size_t len;
 	assert_int_equal(entry_encode_expire(&it, 1, stamp, &buf, &len), 0);
@@ -200,6 +200,20 @@ static void test_expire_redelivers(void **state)
 	assert_int_equal(fire(f, "e", now, T0, &id), FSM_OK);
 	assert_int_equal(lease(f, id, 1, "w1", now), FSM_OK);
 	assert_int_equal(expire(f, id, 2, now + SEC), FSM_CONFLICT);
+	{
+		/* an EXPIRE based on a lease end that a heartbeat has since
+		 * extended is refused */
+		expire_item it = {id, 1, now + 5 * SEC};
+		uint8_t *buf;
+		size_t len;
+		assert_int_equal(entry_encode_expire(&it, 1, now + 6 * SEC,
+						     &buf, &len),
+				 0);
+		fsm_result *res = apply_buf(f, buf, len);
+		assert_int_equal(res->outcome[0], FSM_CONFLICT);
+		hora_free(res);
+		assert_int_equal(fsm_run(f, id)->status, RUN_RUNNING);
+	}
 	assert_int_equal(expire(f, id, 1, now + 20 * SEC), FSM_OK);
 	run *r = fsm_run(f, id);
 	assert_int_equal(r->status, RUN_SCHEDULED);
@@ -334,7 +348,8 @@ static void test_max_runs_and_pause(void **state)
 	assert_int_equal(j->run_count, 3);
 	assert_true(j->next_run_at == HORA_TIME_NONE);
 
-	/* pausing cancels the first attempts planned ahead */
+	/* pausing takes back the first attempts fired ahead of the pause;
+	 * resuming fires those instants again, once */
 	put(f, "p", "@every 1s", JOB_OVERLAP_ALLOW, 1, T0);
 	uint64_t id;
 	assert_int_equal(fire(f, "p", T0 + SEC, T0, &id), FSM_OK);
@@ -343,9 +358,25 @@ static void test_max_runs_and_pause(void **state)
 					    T0 + 1, &buf, &len),
 			 0);
 	hora_free(apply_buf(f, buf, len));
-	assert_int_equal(fsm_run(f, id)->status, RUN_CANCELLED);
-	assert_contains(fsm_run(f, id)->error, "paused");
-	assert_true(store_get(fsm_store(f), "p")->next_run_at == HORA_TIME_NONE);
+	job *p = store_get(fsm_store(f), "p");
+	assert_null(fsm_run(f, id));
+	assert_int_equal(p->run_count, 0);
+	assert_true(p->next_run_at == HORA_TIME_NONE);
+	assert_int_equal(entry_encode_names(ENTRY_SET_PAUSED, 0, names, 1,
+					    T0 + 2, &buf, &len),
+			 0);
+	hora_free(apply_buf(f, buf, len));
+	assert_true(p->next_run_at == T0 + SEC);
+
+	/* replacing a job does not move it back to an instant already
+	 * fired ahead (the simulation's seed 19) */
+	put(f, "again", "@every 1s", JOB_OVERLAP_ALLOW, 1, T0);
+	assert_int_equal(fire(f, "again", T0 + SEC, T0 + 1, NULL), FSM_OK);
+	put(f, "again", "@every 1s", JOB_OVERLAP_ALLOW, 2, T0 + 2);
+	job *a = store_get(fsm_store(f), "again");
+	assert_true(a->next_run_at == T0 + 2 * SEC);
+	assert_int_equal(fire(f, "again", T0 + SEC, T0 + 3, NULL),
+			 FSM_CONFLICT);
 	fsm_free(f);
 }
 
@@ -439,7 +470,7 @@ static void test_determinism_with_runs(void **state)
 							 &it, 1, stamp, &buf, &len),
 						 0);
 			} else {
-				expire_item it = {id, att};
+				expire_item it = {id, att, 0};
 				assert_int_equal(entry_encode_expire(&it, 1, stamp,
 								     &buf, &len),
 						 0);
