@@ -165,7 +165,7 @@ int tz__rule_parse(const char *s, size_t len, tz__rule *out,
 	cursor c = {s, s + len};
 	tz__rule r;
 	int32_t v;
-	int entry_dst;
+	int entry_dst = 0; /* set by rule_changes when it returns false */
 
 	memset(&r, 0, sizeof r);
 	if (len == 0) {
