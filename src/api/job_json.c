@@ -1032,7 +1032,7 @@ static int fill_policy(const json_t *obj, job_spec *s, hora_error *err)
 	json_int_t n;
 	int64_t d;
 	hora_time start = HORA_TIME_NONE, end = HORA_TIME_NONE;
-	size_t idx;
+	size_t idx = 0; /* set by want_enum on success */
 	int rv;
 
 	if ((v = get(obj, "priority")) != NULL) {

@@ -89,7 +89,7 @@ static int parse_hostport(const char *flag, const char *v, char *host,
 			  hora_error *err)
 {
 	const char *colon = strrchr(v, ':');
-	unsigned long p;
+	unsigned long p = 0;
 	char h[128];
 	if (colon == NULL || colon == v)
 		return bad(err, flag, "'%s' is not HOST:PORT", v);
@@ -166,7 +166,7 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 	const char *api = "127.0.0.1:7070";
 	const char *token_file = NULL;
 	static char queues_buf[4096];
-	unsigned long v;
+	unsigned long v = 0;
 	int rv;
 
 	memset(cfg, 0, sizeof *cfg);

@@ -382,7 +382,9 @@ static struct name_state *name_state(struct sim *sim, const char *name)
 	assert_true(sim->n_names < MAX_NAMES);
 	struct name_state *ns = &sim->names[sim->n_names++];
 	memset(ns, 0, sizeof *ns);
-	snprintf(ns->name, sizeof ns->name, "%s", name);
+	size_t n = strnlen(name, sizeof ns->name - 1);
+	memcpy(ns->name, name, n); /* name never points into sim->names */
+	ns->name[n] = '\0';
 	return ns;
 }
 
