@@ -274,15 +274,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dispatch_set_once_retention(d.dispatch, d.cfg.once_retention);
+
+	ac.node = d.node;
+	ac.dispatch = d.dispatch;
 	if ((rv = forwarder_new(d.loop, &d.forwarder, &err)) != 0) {
 		log_error("%s", err.msg);
 		return 1;
 	}
-	ac.node = d.node;
-	ac.dispatch = d.dispatch;
 	ac.forwarder = d.forwarder;
 	if (d.cfg.workers > 0 &&
-	    (rv = workers_start(d.loop, d.node, d.dispatch, d.cfg.workers,
+	    (rv = workers_start(d.loop, d.node, d.dispatch, d.forwarder,
+				d.cfg.token, d.cfg.workers,
 				d.cfg.exec_queues, d.cfg.exec_queue_count,
 				&d.workers, &err)) != 0) {
 		log_error("cannot start the built-in workers: %s", err.msg);

@@ -4,17 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/forward.h"
 #include "api/run_json.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/timefmt.h"
 #include "exec/exec.h"
+#include "fsm/entry.h"
 #include "fsm/fsm.h"
 
 #define WORKER_LEASE_MS 60000
 #define WORKER_HEARTBEAT_MS 20000
 #define WORKER_WAIT_MS 30000
 #define WORKER_RETRY_MS 100
+/* A relayed claim must answer within the forwarder's call timeout. */
+#define WORKER_REMOTE_WAIT_MS (FORWARD_CALL_TIMEOUT_MS - 1000)
 
 typedef struct execution {
 	workers *w;
@@ -23,6 +27,7 @@ typedef struct execution {
 	exec_task *task;
 	uv_timer_t heartbeat;
 	bool cancelled_by_us; /* stopping: hand the run back, no report */
+	bool remote; /* claimed through the leader's API */
 	struct execution *prev, *next;
 } execution;
 
@@ -37,6 +42,8 @@ struct workers {
 	uv_loop_t *loop;
 	node *node;
 	dispatch *d;
+	forwarder *fw;
+	char *token;
 	executor *ex;
 	unsigned slots;
 	unsigned active;
@@ -53,6 +60,114 @@ struct workers {
 };
 
 static void kick_soon(workers *w, uint64_t ms);
+static void report_done(void *ud, int status, const fsm_result *res);
+
+/* The leader's API URL when another node leads and its address is
+ * known; NULL otherwise. */
+static const char *leader_url(workers *w)
+{
+	if (w->fw == NULL || node_is_leader(w->node))
+		return NULL;
+	uint64_t leader = node_leader(w->node, NULL);
+	return leader ? fsm_node_api(node_fsm(w->node), leader) : NULL;
+}
+
+static void relayed_done(void *ud, int status, const char *body, size_t len)
+{
+	uint64_t *id = ud;
+	if (status < 200 || status >= 300)
+		log_warn("run %llu: the leader did not take the report (%d: "
+			 "%.*s); it will be delivered again",
+			 (unsigned long long)*id, status,
+			 (int)(len > 200 ? 200 : len), body ? body : "");
+	hora_free(id);
+}
+
+/* POST body (stolen JSON) to the leader's `path`; cb(ud) as for
+ * forwarder_call.  Returns 0 or a negative error. */
+static int relay(workers *w, const char *path, json_t *body,
+		 forwarder_call_cb cb, void *ud)
+{
+	const char *base = leader_url(w);
+	char url[512];
+	if (base == NULL) {
+		json_decref(body);
+		return -HORA_ENOTLEADER;
+	}
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		return -HORA_ENOMEM;
+	snprintf(url, sizeof url, "%s%s", base, path);
+	int rv = forwarder_call(w->fw, "POST", url, text, w->token, cb, ud);
+	free(text);
+	return rv;
+}
+
+/* Heartbeat or release (lease_ms 0) through the leader's API. */
+static void relay_heartbeat(workers *w, uint64_t id, int64_t lease_ms)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/v1/runs/%llu/heartbeat",
+		 (unsigned long long)id);
+	relay(w, path,
+	      json_pack("{s:s,s:I}", "worker", w->id, "lease_ms",
+			(json_int_t)lease_ms),
+	      NULL, NULL);
+}
+
+/* Report an attempt: in-process while this node leads, through the
+ * leader's API otherwise. */
+static void report(workers *w, const complete_item *item)
+{
+	uint64_t *id = hora_malloc(sizeof *id);
+	int rv = -HORA_ENOMEM;
+	if (id == NULL)
+		goto fail;
+	*id = item->run;
+	if (node_is_leader(w->node)) {
+		bool lost = false;
+		rv = dispatch_complete(w->d, item, 1, &lost, report_done, id);
+	} else {
+		static const char *const names[] = {
+			[RUN_SUCCEEDED] = "succeeded",
+			[RUN_FAILED] = "failed",
+			[RUN_TIMED_OUT] = "timed_out",
+		};
+		char path[96];
+		char *out = NULL;
+		if (item->output_len) {
+			out = hora_malloc(item->output_len + 1);
+			if (out) {
+				memcpy(out, item->output, item->output_len);
+				out[item->output_len] = '\0';
+				entry_sanitize_text(out, item->output_len);
+			}
+		}
+		char err[512] = "";
+		if (item->error) {
+			snprintf(err, sizeof err, "%s", item->error);
+			entry_sanitize_text(err, strlen(err));
+		}
+		snprintf(path, sizeof path, "/v1/runs/%llu/complete",
+			 (unsigned long long)item->run);
+		json_t *body = json_pack(
+			"{s:s,s:s,s:i,s:I,s:s?,s:s?}", "worker", w->id,
+			"status", names[item->status], "exit_code",
+			item->exit_code, "attempt", (json_int_t)item->attempt,
+			"output", out, "error", err[0] ? err : NULL);
+		hora_free(out);
+		rv = body ? relay(w, path, body, relayed_done, id)
+			  : -HORA_ENOMEM;
+	}
+	if (rv == 0)
+		return;
+fail:
+	hora_free(id);
+	log_warn("run %llu: cannot report its result (%s); it will be "
+		 "delivered again",
+		 (unsigned long long)item->run, hora_strerror(rv));
+}
 
 static void heartbeat_closed(uv_handle_t *h)
 {
@@ -108,8 +223,11 @@ static void on_exec_done(void *ud, const exec_result *res)
 	e->task = NULL;
 	if (e->cancelled_by_us) {
 		/* stopping: hand the run back so it is delivered again */
-		dispatch_heartbeat(w->d, e->run_id, w->id, 0, release_done,
-				   NULL);
+		if (node_is_leader(w->node))
+			dispatch_heartbeat(w->d, e->run_id, w->id, 0,
+					   release_done, NULL);
+		else
+			relay_heartbeat(w, e->run_id, 0);
 	} else if (res->status != EXEC_CANCELLED) {
 		complete_item item = {
 			.run = e->run_id,
@@ -121,18 +239,7 @@ static void on_exec_done(void *ud, const exec_result *res)
 			.output_len = res->output_len,
 			.error = res->error,
 		};
-		bool lost = false;
-		uint64_t *id = hora_malloc(sizeof *id);
-		int rv = id ? dispatch_complete(w->d, &item, 1, &lost,
-						report_done, id)
-			    : -HORA_ENOMEM;
-		if (rv != 0) {
-			hora_free(id);
-			log_warn("run %llu: cannot report its result (%s); it "
-				 "will be delivered again",
-				 (unsigned long long)e->run_id,
-				 hora_strerror(rv));
-		}
+		report(w, &item);
 		log_debug("run %llu attempt %u: %s (exit %d)",
 			  (unsigned long long)e->run_id, e->attempt,
 			  res->status == EXEC_SUCCEEDED ? "succeeded"
@@ -145,6 +252,10 @@ static void on_exec_done(void *ud, const exec_result *res)
 static void on_heartbeat(uv_timer_t *t)
 {
 	execution *e = t->data;
+	if (!node_is_leader(e->w->node)) {
+		relay_heartbeat(e->w, e->run_id, WORKER_LEASE_MS);
+		return;
+	}
 	int rv = dispatch_heartbeat(e->w->d, e->run_id, e->w->id,
 				    WORKER_LEASE_MS, release_done, NULL);
 	if (rv == -HORA_ECONFLICT || rv == -HORA_ENOENT) {
@@ -164,62 +275,65 @@ static void on_run_final(void *ud, run *r)
 		executor_cancel(e->task);
 }
 
-static void start_run(workers *w, run *r)
+/* Start executing attempt `attempt` of run `id` of job `jobname`;
+ * command/http/payload come from the job's definition.  On a failure to
+ * start, the failure is reported like an execution's. */
+static void start_exec(workers *w, uint64_t id, uint32_t attempt,
+		       const char *jobname, hora_time scheduled_at,
+		       const json_t *payload, const json_t *command,
+		       const json_t *http, bool remote)
 {
 	fsm *f = node_fsm(w->node);
-	job *j = store_get(fsm_store(f), r->job);
+	job *j = store_get(fsm_store(f), jobname);
 	execution *e = hora_calloc(1, sizeof *e);
 	if (e == NULL) {
 		log_error("out of memory starting run %llu",
-			  (unsigned long long)r->id);
+			  (unsigned long long)id);
 		return;
 	}
 	e->w = w;
-	e->run_id = r->id;
-	e->attempt = r->attempt;
+	e->run_id = id;
+	e->attempt = attempt;
+	e->remote = remote;
 
-	char id[24], sched[HORA_TIME_STRLEN];
-	snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
-	timefmt_format(r->scheduled_at, 0, TIMEFMT_Z, sched);
-	json_t *extra = job_extra_json(j);
-	json_t *payload = extra ? json_object_get(extra, "payload") : NULL;
-	char *payload_text = payload ? json_dumps(payload, JSON_COMPACT |
-							       JSON_ENCODE_ANY)
+	char ids[24], sched[HORA_TIME_STRLEN];
+	snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+	timefmt_format(scheduled_at, 0, TIMEFMT_Z, sched);
+	char *payload_text = payload && !json_is_null(payload)
+				     ? json_dumps(payload, JSON_COMPACT |
+							      JSON_ENCODE_ANY)
 				     : NULL;
 	exec_request req = {
-		.run_id = id,
-		.job = r->job,
+		.run_id = ids,
+		.job = jobname,
 		.scheduled_at = sched,
-		.attempt = r->attempt,
+		.attempt = attempt,
 		.payload_json = payload_text ? payload_text : "null",
-		.command = extra ? json_object_get(extra, "command") : NULL,
-		.http = extra ? json_object_get(extra, "http") : NULL,
+		.command = command && !json_is_null(command) ? command : NULL,
+		.http = http && !json_is_null(http) ? http : NULL,
 		.timeout_usec = j ? job_opt_get(j, JOB_OPT_TIMEOUT, 0) : 0,
 	};
 	hora_error err;
 	hora_error_clear(&err);
 	int rv = executor_run(w->ex, &req, on_exec_done, e, &e->task, &err);
 	free(payload_text);
-	json_decref(extra);
 	if (rv != 0) {
 		/* nothing runs: report the failure like an execution */
 		complete_item item = {
-			.run = e->run_id,
-			.attempt = e->attempt,
+			.run = id,
+			.attempt = attempt,
 			.worker = w->id,
 			.status = RUN_FAILED,
 			.exit_code = -1,
 			.error = err.msg[0] ? err.msg : hora_strerror(rv),
 		};
-		bool lost;
-		uint64_t *rid = hora_malloc(sizeof *rid);
-		if (rid && dispatch_complete(w->d, &item, 1, &lost, report_done,
-					     rid) != 0)
-			hora_free(rid);
+		report(w, &item);
 		hora_free(e);
 		return;
 	}
-	r->exec = e;
+	run *r = fsm_run(f, id);
+	if (r)
+		r->exec = e; /* so a cancel (overlap, delete) reaches it */
 	uv_timer_init(w->loop, &e->heartbeat);
 	e->heartbeat.data = e;
 	uv_timer_start(&e->heartbeat, on_heartbeat, WORKER_HEARTBEAT_MS,
@@ -229,6 +343,57 @@ static void start_run(workers *w, run *r)
 		w->running->prev = e;
 	w->running = e;
 	w->active++;
+}
+
+static void start_run(workers *w, run *r)
+{
+	job *j = store_get(fsm_store(node_fsm(w->node)), r->job);
+	json_t *extra = job_extra_json(j);
+	start_exec(w, r->id, r->attempt, r->job, r->scheduled_at,
+		   extra ? json_object_get(extra, "payload") : NULL,
+		   extra ? json_object_get(extra, "command") : NULL,
+		   extra ? json_object_get(extra, "http") : NULL, false);
+	json_decref(extra);
+}
+
+/* The answer of a claim relayed to the leader. */
+static void remote_claimed(void *ud, int status, const char *body, size_t len)
+{
+	slot_claim *sc = ud;
+	workers *w = sc->w;
+	sc->outstanding = false;
+	json_t *obj = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+	json_t *runs = json_object_get(obj, "runs");
+	size_t i;
+	json_t *rj;
+	json_array_foreach(runs, i, rj)
+	{
+		const char *ids = json_string_value(json_object_get(rj, "id"));
+		const char *jobname =
+			json_string_value(json_object_get(rj, "job"));
+		const char *sched =
+			json_string_value(json_object_get(rj, "scheduled_at"));
+		json_int_t attempt =
+			json_integer_value(json_object_get(rj, "attempt"));
+		hora_time at = 0;
+		hora_error err;
+		if (ids == NULL || jobname == NULL || sched == NULL ||
+		    attempt < 1 ||
+		    timefmt_parse(sched, false, &at, NULL, "", &err) != 0)
+			continue;
+		uint64_t id = strtoull(ids, NULL, 10);
+		if (w->stopping) {
+			relay_heartbeat(w, id, 0);
+			continue;
+		}
+		start_exec(w, id, (uint32_t)attempt, jobname, at,
+			   json_object_get(rj, "payload"),
+			   json_object_get(rj, "command"),
+			   json_object_get(rj, "http"), true);
+	}
+	bool empty = json_array_size(runs) == 0;
+	json_decref(obj);
+	kick_soon(w, status == 200 ? 0 : (empty ? 1000 : 0));
 }
 
 static void on_claimed(void *ud, run *const *runs, size_t n)
@@ -260,9 +425,23 @@ static void claim_more(workers *w)
 		if (sc->outstanding)
 			continue;
 		sc->outstanding = true;
-		int rv = dispatch_claim(w->d, sc->queue, w->id, free_slots,
-					WORKER_WAIT_MS, WORKER_LEASE_MS,
-					on_claimed, sc, &sc->waiter);
+		int rv;
+		if (node_is_leader(w->node)) {
+			rv = dispatch_claim(w->d, sc->queue, w->id, free_slots,
+					    WORKER_WAIT_MS, WORKER_LEASE_MS,
+					    on_claimed, sc, &sc->waiter);
+		} else {
+			/* a follower's slots claim through the leader */
+			char path[160];
+			snprintf(path, sizeof path, "/v1/queues/%s/claim",
+				 sc->queue);
+			rv = relay(w, path,
+				   json_pack("{s:s,s:i,s:i,s:i}", "worker", w->id,
+					     "max", (int)free_slots, "wait_ms",
+					     (int)WORKER_REMOTE_WAIT_MS,
+					     "lease_ms", WORKER_LEASE_MS),
+				   remote_claimed, sc);
+		}
 		if (rv != 0) {
 			sc->outstanding = false;
 			retry = true;
@@ -284,7 +463,8 @@ static void kick_soon(workers *w, uint64_t ms)
 	uv_timer_start(&w->kick, on_kick, ms, 0);
 }
 
-int workers_start(uv_loop_t *loop, node *n, dispatch *d, unsigned slots,
+int workers_start(uv_loop_t *loop, node *n, dispatch *d,
+		  struct forwarder *fw, const char *token, unsigned slots,
 		  const char *const *queues, unsigned nqueues, workers **out,
 		  hora_error *err)
 {
@@ -305,6 +485,8 @@ int workers_start(uv_loop_t *loop, node *n, dispatch *d, unsigned slots,
 	w->loop = loop;
 	w->node = n;
 	w->d = d;
+	w->fw = fw;
+	w->token = token ? hora_strdup(token) : NULL;
 	w->slots = slots;
 	snprintf(w->id, sizeof w->id, "horad-%llu",
 		 (unsigned long long)node_id(n));
@@ -335,6 +517,7 @@ static void stop_step(workers *w)
 	void (*done)(void *) = w->stop_done;
 	void *ud = w->stop_ud;
 	hora_free(w->claims);
+	hora_free(w->token);
 	hora_free(w);
 	if (done)
 		done(ud);

@@ -3,9 +3,11 @@
  * --exec-queues Q1,Q2).
  *
  * The slots claim runs in-process from the dispatcher while this node
- * leads (a follower's slots wait: claims go to the leader), execute them
- * with the executor of src/exec, keep their leases alive with
- * heartbeats and report completions through the log like any worker.
+ * leads, and through the leader's API (relayed by the forwarder) while
+ * it follows; they execute them with the executor of src/exec, keep
+ * their leases alive with heartbeats and report completions through the
+ * log like any worker -- in-process if this node leads when the run
+ * ends, through the leader's API otherwise (after a hand-over too).
  */
 #ifndef HORA_DAEMON_WORKERS_H
 #define HORA_DAEMON_WORKERS_H
@@ -17,7 +19,12 @@
 
 typedef struct workers workers;
 
-int workers_start(uv_loop_t *loop, node *n, dispatch *d, unsigned slots,
+struct forwarder;
+/* `fw` relays claims and reports to the leader while this node follows
+ * (NULL: slots only work on the leader); `token` is the bearer token for
+ * the leader's API (NULL: none). */
+int workers_start(uv_loop_t *loop, node *n, dispatch *d,
+		  struct forwarder *fw, const char *token, unsigned slots,
 		  const char *const *queues, unsigned nqueues, workers **out,
 		  hora_error *err);
 

@@ -343,6 +343,19 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 	return n;
 }
 
+void entry_sanitize_text(char *buf, size_t len)
+{
+	unsigned char *p = (unsigned char *)buf;
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
+		if (n == 0) {
+			p[i++] = '?';
+			continue;
+		}
+		i += n;
+	}
+}
+
 void entry_put_text(wire_writer *w, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;

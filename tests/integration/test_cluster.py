@@ -836,5 +836,36 @@ class ClusterTests(hh.HoraTestCase):
         rc, out, err = lead.cli("cluster", "remove", 5)
         self.assertEqual(rc, 0, (out, err))
 
+    def test_10_builtin_workers_on_every_node(self):
+        """Every node's built-in slots execute runs: the leader's claim
+        in-process, the followers' through the leader's API; each run ends
+        once, with the output of its command."""
+        c = self.cluster(3, workers=2)
+        names = ["bw%d" % i for i in range(6)]
+        for n in names:
+            self.put_any(c, n, {"schedule": "@every 1s",
+                                "command": ["sh", "-c", "sleep 0.3; echo ran $HORA_JOB"]})
+        workers = set()
+
+        def enough():
+            done = 0
+            for n in names:
+                st, _, b = c.leader().call("GET", jpath(n) + "/runs?limit=50")
+                if st != 200:
+                    return False
+                for r in b["runs"]:
+                    if r["status"] == "succeeded":
+                        self.assertEqual(r["output"], "ran %s\n" % n)
+                        workers.add(r["worker"])
+                        done += 1
+            return done >= 30 and len(workers) == 3
+        hh.wait_for(enough, 40 * slow(), 0.3, "succeeded runs on all three nodes' slots")
+        self.assertEqual(workers, {"horad-1", "horad-2", "horad-3"})
+        for n in names:
+            st, _, b = c.leader().call("GET", jpath(n) + "/runs?limit=100")
+            seen = [r["scheduled_at"] for r in b["runs"]]
+            self.assertEqual(len(seen), len(set(seen)), "a duplicate run of " + n)
+
+
 if __name__ == "__main__":
     hh.main()
