@@ -104,16 +104,41 @@ static int relay(workers *w, const char *path, json_t *body,
 	return rv;
 }
 
+typedef struct beat_ctx {
+	workers *w;
+	uint64_t id;
+} beat_ctx;
+
+static void relayed_beat(void *ud, int status, const char *body, size_t len)
+{
+	beat_ctx *b = ud;
+	(void)body;
+	(void)len;
+	if ((status == 409 || status == 404) && !b->w->stopping) {
+		/* the run was taken away: stop working on it */
+		for (execution *e = b->w->running; e; e = e->next)
+			if (e->run_id == b->id && e->task)
+				executor_cancel(e->task);
+	}
+	hora_free(b);
+}
+
 /* Heartbeat or release (lease_ms 0) through the leader's API. */
 static void relay_heartbeat(workers *w, uint64_t id, int64_t lease_ms)
 {
 	char path[96];
+	beat_ctx *b = hora_malloc(sizeof *b);
+	if (b == NULL)
+		return;
+	b->w = w;
+	b->id = id;
 	snprintf(path, sizeof path, "/v1/runs/%llu/heartbeat",
 		 (unsigned long long)id);
-	relay(w, path,
-	      json_pack("{s:s,s:I}", "worker", w->id, "lease_ms",
-			(json_int_t)lease_ms),
-	      NULL, NULL);
+	if (relay(w, path,
+		  json_pack("{s:s,s:I}", "worker", w->id, "lease_ms",
+			    (json_int_t)lease_ms),
+		  relayed_beat, b) != 0)
+		hora_free(b);
 }
 
 /* Report an attempt: in-process while this node leads, through the
