@@ -13,8 +13,12 @@
 #include "fsm/entry.h"
 #include "fsm/fsm.h"
 
+#ifndef WORKER_LEASE_MS /* overridable for tests of long runs */
 #define WORKER_LEASE_MS 60000
-#define WORKER_HEARTBEAT_MS 20000
+#endif
+#ifndef WORKER_HEARTBEAT_MS
+#define WORKER_HEARTBEAT_MS (WORKER_LEASE_MS / 3)
+#endif
 #define WORKER_WAIT_MS 30000
 #define WORKER_RETRY_MS 100
 /* A relayed claim must answer within the forwarder's call timeout. */
