@@ -45,14 +45,14 @@ class CliJobs(hh.HoraTestCase):
     # ----------------------------------------------------------------------
 
     def test_put_get_ls_pause_resume_rm(self):
-        _, out, _ = self.hora("job", "put", "ca-a", "--schedule", "*/5 * * * *",
+        _, out, _ = self.hora("job", "put", "ca-a", "--schedule", "0 0 1 1 *",
                               "--", "echo", "hi")
         self.assertIn("ca-a", out)
         self.assertIn("created", out)
         j = self.n.get_job("ca-a")
         self.assertIsNotNone(j)
         self.assertEqual(j["command"], ["echo", "hi"])
-        self.assertEqual(j["schedule"], "*/5 * * * *")
+        self.assertEqual(j["schedule"], "0 0 1 1 *")
 
         _, out, _ = self.hora("job", "get", "ca-a")
         got = json.loads(out)
