@@ -79,10 +79,10 @@ class JobsApi(hh.HoraTestCase):
 
     def test_put_create_then_replace(self):
         name = "put-defaults"
-        r = self.put(name, {"schedule": "0 0 1 1 *", "command": ["echo", "hi"]})
+        r = self.put(name, {"schedule": "*/5 * * * *", "command": ["echo", "hi"]})
         j = self.assertStatus(r, 201, msg="PUT create")
         self.assertEqual(j.get("name"), name)
-        self.assertEqual(j.get("schedule"), "0 0 1 1 *")
+        self.assertEqual(j.get("schedule"), "*/5 * * * *")
         self.assertEqual(j.get("command"), ["echo", "hi"])
         # defaults of API.md's job table
         self.assertEqual(j.get("timezone"), "UTC")
@@ -117,7 +117,7 @@ class JobsApi(hh.HoraTestCase):
                          {k: v for k, v in j.items() if k not in moving},
                          "GET differs from the PUT answer")
 
-        r = self.put(name, {"schedule": "0 0 1 1 *", "command": ["echo", "bye"],
+        r = self.put(name, {"schedule": "*/5 * * * *", "command": ["echo", "bye"],
                             "priority": 7, "labels": {"team": "a"},
                             "payload": {"k": [1, 2, 3]}, "queue": "q2"})
         j2 = self.assertStatus(r, 200, msg="PUT replace")
@@ -134,7 +134,7 @@ class JobsApi(hh.HoraTestCase):
 
         # A PUT replaces the whole definition: omitted fields return to
         # their defaults.
-        j3 = self.assertStatus(self.put(name, {"schedule": "0 0 1 1 *"}), 200)
+        j3 = self.assertStatus(self.put(name, {"schedule": "*/5 * * * *"}), 200)
         self.assertEqual(j3["priority"], 5)
         self.assertEqual(j3["labels"], {})
         self.assertIsNone(j3["payload"])
@@ -360,7 +360,7 @@ class JobsApi(hh.HoraTestCase):
 
     def test_pause_resume(self):
         name = "pz-job"
-        j = self.assertStatus(self.put(name, {"schedule": "0 0 1 1 *"}), 201)
+        j = self.assertStatus(self.put(name, {"schedule": "*/5 * * * *"}), 201)
         self.assertIsNotNone(j["next_run_at"])
         r = self.n.request("POST", jpath(name) + "/pause")
         self.assertIn(r[0], (200, 204), "pause: %s %r" % (r[0], r[2]))
