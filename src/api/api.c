@@ -160,6 +160,15 @@ bool api_pending_settle(api_pending *p)
 	return true;
 }
 
+api_pending *api_pending_take(void *ud)
+{
+	api_pending *p = ud;
+	if (api_pending_settle(p))
+		return p;
+	api_pending_free(p);
+	return NULL;
+}
+
 void api_pending_free(api_pending *p)
 {
 	for (size_t i = 0; i < p->n; i++)

@@ -115,6 +115,9 @@ void api_pending_propose(api_pending *p, uint8_t *buf, size_t len,
 /* In the commit callback, before answering: false if the client is gone
  * (then do not answer).  Detaches the abort callback. */
 bool api_pending_settle(api_pending *p);
+/* In a commit callback that owns nothing else: the settled pending
+ * record, or NULL (already freed) when the client is gone. */
+api_pending *api_pending_take(void *ud);
 /* Free p (after answering, or when the client is gone). */
 void api_pending_free(api_pending *p);
 

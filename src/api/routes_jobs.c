@@ -90,13 +90,10 @@ static void not_found(api_call *c, const char *name)
 
 static void put_committed(void *ud, int status, const fsm_result *res)
 {
-	api_pending *p = ud;
+	api_pending *p = api_pending_take(ud);
+	if (p == NULL)
+		return; /* the client left */
 	api_call *c = &p->call;
-
-	if (!api_pending_settle(p)) {
-		api_pending_free(p);
-		return;
-	}
 	if (status != 0) {
 		reply_commit_failed(c, status);
 	} else if (res == NULL || res->count < 1) {
@@ -177,13 +174,10 @@ static void put_job(api_call *c, const char *url_name, bool create)
 
 static void batch_committed(void *ud, int status, const fsm_result *res)
 {
-	api_pending *p = ud;
+	api_pending *p = api_pending_take(ud);
+	if (p == NULL)
+		return; /* the client left */
 	api_call *c = &p->call;
-
-	if (!api_pending_settle(p)) {
-		api_pending_free(p);
-		return;
-	}
 	if (status != 0) {
 		reply_commit_failed(c, status);
 	} else if (res == NULL || res->count != p->n) {
@@ -253,13 +247,10 @@ static void batch_jobs(api_call *c)
 
 static void names_committed(void *ud, int status, const fsm_result *res)
 {
-	api_pending *p = ud;
+	api_pending *p = api_pending_take(ud);
+	if (p == NULL)
+		return; /* the client left */
 	api_call *c = &p->call;
-
-	if (!api_pending_settle(p)) {
-		api_pending_free(p);
-		return;
-	}
 	if (status != 0) {
 		reply_commit_failed(c, status);
 	} else if (res == NULL || res->count < 1) {

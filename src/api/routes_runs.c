@@ -219,12 +219,10 @@ static void claim(api_call *c, const char *queue)
 
 static void heartbeat_committed(void *ud, int status, const fsm_result *res)
 {
-	api_pending *p = ud;
+	api_pending *p = api_pending_take(ud);
+	if (p == NULL)
+		return; /* the client left */
 	api_call *c = &p->call;
-	if (!api_pending_settle(p)) {
-		api_pending_free(p);
-		return;
-	}
 	if (status != 0) {
 		reply_unavailable_or(c, status);
 	} else if (res == NULL || res->count < 1 ||
@@ -682,12 +680,10 @@ static void queues(api_call *c)
 
 static void trigger_committed(void *ud, int status, const fsm_result *res)
 {
-	api_pending *p = ud;
+	api_pending *p = api_pending_take(ud);
+	if (p == NULL)
+		return; /* the client left */
 	api_call *c = &p->call;
-	if (!api_pending_settle(p)) {
-		api_pending_free(p);
-		return;
-	}
 	if (status != 0) {
 		reply_unavailable_or(c, status);
 	} else if (res == NULL || res->count < 1 ||
