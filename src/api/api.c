@@ -6,6 +6,7 @@
 
 #include "api/api_int.h"
 #include "api/forward.h"
+#include "api/guard.h"
 #include "api/job_json.h"
 #include "core/alloc.h"
 #include "core/log.h"
@@ -199,6 +200,12 @@ static void count_forwarded(api_call *c)
 	c->a->forwarded++;
 }
 
+/*
+ * Bearer token check in time independent of where the first difference
+ * is and of the token's length: every byte of what was sent is compared
+ * (against the token, repeated), and a length mismatch only flips the
+ * result.
+ */
 static bool authorized(api *a, http_request *req)
 {
 	if (a->token == NULL)
@@ -206,14 +213,11 @@ static bool authorized(api *a, http_request *req)
 	const char *h = http_request_header(req, "Authorization");
 	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
 		return false;
-	/* compare in constant time over the token's length */
 	const char *given = h + 7;
-	size_t n = strlen(a->token);
-	if (strlen(given) != n)
-		return false;
-	unsigned char diff = 0;
-	for (size_t i = 0; i < n; i++)
-		diff |= (unsigned char)(given[i] ^ a->token[i]);
+	size_t n = strlen(a->token), m = strlen(given);
+	unsigned char diff = (unsigned char)(n != m);
+	for (size_t i = 0; i < m; i++)
+		diff |= (unsigned char)(given[i] ^ a->token[i % n]);
 	return diff == 0;
 }
 
@@ -293,6 +297,57 @@ static bool forward_to_leader(api_call *c, const char *const *seg,
 	return true;
 }
 
+/* Answer a CORS preflight for an origin listed with --allowed-origins. */
+static void preflight(api_call *c, const char *origin)
+{
+	http_request *req = c->req;
+	http_response_header(req, "Access-Control-Allow-Methods",
+			     GUARD_CORS_METHODS);
+	http_response_header(req, "Access-Control-Allow-Headers",
+			     GUARD_CORS_HEADERS);
+	http_response_header(req, "Access-Control-Max-Age", "600");
+	if (origin == NULL)
+		http_response_header(req, "Allow", GUARD_CORS_METHODS);
+	api_reply_text(c, 204, NULL, "", 0);
+}
+
+/*
+ * The browser checks of guard.h, before any route runs.  Returns false
+ * when the request was answered (refused, or a preflight).
+ */
+static bool guarded(api_call *c, const char *const *seg, size_t nseg)
+{
+	http_request *req = c->req;
+	size_t blen = 0;
+	guard_refusal no;
+	bool probe = nseg == 1 && (strcmp(seg[0], "healthz") == 0 ||
+				   strcmp(seg[0], "readyz") == 0);
+	guard_request gr = {
+		.method = http_request_method(req),
+		.host = http_request_header(req, "Host"),
+		.origin = http_request_header(req, "Origin"),
+		.content_type = http_request_header(req, "Content-Type"),
+		.api = nseg >= 1 && strcmp(seg[0], "v1") == 0,
+		.probe = probe,
+	};
+	http_request_body(req, &blen);
+	gr.body_len = blen;
+	if (guard_check(c->a->guard, &gr, &no) != 0) {
+		api_reply_error(c, no.status, no.code, no.message, NULL);
+		return false;
+	}
+	const char *cors = guard_cors_origin(c->a->guard, &gr);
+	if (cors != NULL) {
+		http_response_header(req, "Access-Control-Allow-Origin", cors);
+		http_response_header(req, "Vary", "Origin");
+	}
+	if (gr.api && strcmp(gr.method, "OPTIONS") == 0) {
+		preflight(c, cors);
+		return false;
+	}
+	return true;
+}
+
 static void handle(http_request *req, void *ud)
 {
 	api *a = ud;
@@ -308,6 +363,8 @@ static void handle(http_request *req, void *ud)
 				"the URL path is malformed or too long", NULL);
 		return;
 	}
+	if (!guarded(&c, seg, nseg))
+		return;
 	if (nseg == 1 && strcmp(seg[0], "healthz") == 0 &&
 	    strcmp(method, "GET") == 0) {
 		c.route = API_ROUTE_HEALTHZ;
@@ -401,12 +458,25 @@ int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 					      "out of memory");
 		}
 	}
+	guard_config gc = {
+		.allowed_hosts = cfg->allowed_hosts,
+		.allowed_origins = cfg->allowed_origins,
+		.own_hosts = {cfg->own_hosts[0], cfg->own_hosts[1],
+			      cfg->own_hosts[2]},
+		.tls = cfg->tls_cert_pem != NULL,
+	};
+	if ((rv = guard_new(&gc, &a->guard, err)) != 0) {
+		hora_free(a->token);
+		hora_free(a);
+		return rv;
+	}
 	memset(&hc, 0, sizeof hc);
 	hc.host = cfg->host;
 	hc.port = cfg->port;
 	hc.log = http_log;
 	rv = http_server_start(loop, &hc, handle, a, &a->http, err);
 	if (rv != 0) {
+		guard_free(a->guard);
 		hora_free(a->token);
 		hora_free(a);
 		return rv;
@@ -430,6 +500,7 @@ static void http_closed(void *ud)
 	api *a = ud;
 	void (*done)(void *) = a->close_done;
 	void *dud = a->close_ud;
+	guard_free(a->guard);
 	hora_free(a->token);
 	hora_free(a);
 	if (done)

@@ -22,6 +22,16 @@ typedef struct api_config {
 	node *node;        /* borrowed; outlives the api */
 	dispatch *dispatch; /* borrowed; NULL: runs are not served */
 	struct forwarder *forwarder; /* borrowed; NULL: followers answer 503 */
+	/* Browser checks (guard.h): --allowed-hosts, --allowed-origins, and
+	 * the names this node is known by (advertised API host, machine
+	 * host name); all may be NULL. */
+	const char *allowed_hosts;
+	const char *allowed_origins;
+	const char *own_hosts[3];
+	/* TLS on the API (PEM text, borrowed during api_start); NULL: plain
+	 * HTTP. */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
 } api_config;
 
 typedef struct api api;

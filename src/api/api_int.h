@@ -62,6 +62,7 @@ struct api {
 	dispatch *dispatch;
 	struct forwarder *forwarder;
 	char *token;
+	struct guard *guard; /* browser checks, guard.h */
 	api_route_stats routes[API_ROUTE_COUNT_];
 	uint64_t forwarded; /* requests relayed to the leader */
 	void (*close_done)(void *);

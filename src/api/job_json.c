@@ -576,11 +576,11 @@ static int fill_name(const json_t *obj, const char *url_name,
 	if (v != NULL) {
 		if ((rv = want_string(v, "name", SIZE_MAX, &name, NULL, err)))
 			return rv;
-		if ((rv = job_name_check(name, "name", err)) != 0)
+		if ((rv = job_name_check_new(name, "name", err)) != 0)
 			return nested(rv, err);
 	}
 	if (url_name != NULL) {
-		if ((rv = job_name_check(url_name, "name", err)) != 0)
+		if ((rv = job_name_check_new(url_name, "name", err)) != 0)
 			return nested(rv, err);
 		if (name != NULL && strcmp(name, url_name) != 0)
 			return fail(err, "name",

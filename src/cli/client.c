@@ -148,6 +148,12 @@ void client_buf_add(client_buf *b, const char *s)
 void client_buf_escape(client_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	/* a segment "." or ".." would be taken out of the path by URL
+	 * normalisation (curl's included); escaped dots stay a name */
+	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+		client_buf_add(b, s[1] ? "%2E%2E" : "%2E");
+		return;
+	}
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		unsigned char ch = *p;
 		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
@@ -334,7 +340,10 @@ static CURLcode client_perform(hora_client *c, const char *method,
 	} while (0)
 	ADD_HDR("Accept: application/json");
 	ADD_HDR("Expect:"); /* no 100-continue round trip */
-	if (payload != NULL)
+	/* every write says JSON, even without a body: horad refuses other
+	 * types on writes (docs/security.md), and curl would call an empty
+	 * POST a form */
+	if (payload != NULL || strcmp(method, "GET") != 0)
 		ADD_HDR("Content-Type: application/json");
 	if (c->token != NULL) {
 		client_buf_add(&auth, "Authorization: Bearer ");

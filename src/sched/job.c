@@ -65,6 +65,18 @@ int job_name_check(const char *name, const char *field, hora_error *err)
 	return token_check(name, JOB_NAME_MAX, "name", field, err);
 }
 
+int job_name_check_new(const char *name, const char *field, hora_error *err)
+{
+	int rv = job_name_check(name, field, err);
+	if (rv == 0 && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
+		return hora_error_set(err, -HORA_EINVAL, field,
+				      "name '%s' is not allowed: URLs treat "
+				      "'.' and '..' as directories, so the "
+				      "job could not be named in a path",
+				      name);
+	return rv;
+}
+
 int job_queue_check(const char *queue, const char *field, hora_error *err)
 {
 	return token_check(queue, JOB_QUEUE_MAX, "queue", field, err);

@@ -91,6 +91,9 @@ void job_spec_set_opt(job_spec *spec, job_opt which, int64_t value);
 
 /* Name rules of API.md; `what` names the field in the message. */
 int job_name_check(const char *name, const char *field, hora_error *err);
+/* For a name being created: also refuses "." and "..", which a URL path
+ * cannot carry (jobs of earlier releases so named still load). */
+int job_name_check_new(const char *name, const char *field, hora_error *err);
 /* Queue names: 1-100 of [A-Za-z0-9._-]. */
 int job_queue_check(const char *queue, const char *field, hora_error *err);
 
