@@ -8,6 +8,7 @@ pkg_check_modules(UV REQUIRED IMPORTED_TARGET libuv)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
 
 # C-Raft 0.22.1, built by scripts/build-raft.sh into .deps/raft.
 set(HORA_RAFT_PREFIX ${CMAKE_SOURCE_DIR}/.deps/raft)
@@ -30,11 +31,11 @@ string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," HORA_UI_BYTES "${HORA_UI_HEX}
 file(WRITE ${CMAKE_BINARY_DIR}/generated/ui_assets.c
   "/* generated from web/index.html by cmake/server.cmake */\n#include <stddef.h>\nextern const unsigned char ui_index_html[];\nextern const size_t ui_index_html_len;\nconst unsigned char ui_index_html[] = {${HORA_UI_BYTES} 0};\nconst size_t ui_index_html_len = ${HORA_UI_LEN};\n")
 
-# cluster, api and exec: the loop-driven layers of a node.
-file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/cluster/*.c src/api/*.c src/exec/*.c)
+# net, cluster, api and exec: the loop-driven layers of a node.
+file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/net/*.c src/cluster/*.c src/api/*.c src/exec/*.c)
 add_library(horanet STATIC ${HORA_NET_SRC} ${CMAKE_BINARY_DIR}/generated/ui_assets.c)
 target_link_libraries(horanet PUBLIC horacore raft_vendored PkgConfig::UV
-  PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CURL)
+  PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CURL PkgConfig::OPENSSL)
 set(HORA_TEST_LIBS horanet)
 
 file(GLOB HORA_DAEMON_SRC CONFIGURE_DEPENDS src/daemon/*.c)

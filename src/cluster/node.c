@@ -40,7 +40,7 @@ struct node {
 	uv_loop_t *loop;
 	struct raft raft;
 	struct raft_io io;
-	watch_transport *transport;
+	peer_transport *transport;
 	unsigned heartbeat_ms;
 	unsigned election_ms;
 	uint64_t gone_leader; /* its connection closed; fast election on */
@@ -565,11 +565,18 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 	if (cfg->history_per_job > 0)
 		fsm_set_history(n->f, cfg->history_per_job, cfg->history_bytes);
 
-	if ((rv = transport_init(&n->transport, loop, on_peer_gone, n)) != 0) {
-		rv = hora_error_set(err, -HORA_EIO, "", "raft transport: %s",
-				    raft_strerror(rv));
+	transport_config tc = {
+		.bind = cfg->raft_bind ? cfg->raft_bind : cfg->raft_addr,
+		.key = cfg->cluster_key,
+		.key_len = cfg->cluster_key_len,
+		.tls_cert = cfg->tls_cert,
+		.tls_key = cfg->tls_key,
+		.tls_ca = cfg->tls_ca,
+		.gone = on_peer_gone,
+		.gone_ud = n,
+	};
+	if ((rv = transport_init(&n->transport, loop, &tc, err)) != 0)
 		goto err_after_fsm;
-	}
 	n->io.version = 2;
 	n->io.data = n;
 	if ((rv = raft_uv_init(&n->io, loop, n->raft_dir,

@@ -30,7 +30,12 @@
 typedef struct node_config {
 	uint64_t id;          /* this node's Raft id, >= 1 */
 	const char *data_dir; /* created if missing */
-	const char *raft_addr;
+	const char *raft_addr; /* this node's address in the configuration */
+	const char *raft_bind; /* where to listen; NULL: raft_addr */
+	/* Raft port protection (transport.h); all may be NULL. */
+	const unsigned char *cluster_key;
+	size_t cluster_key_len;
+	const char *tls_cert, *tls_key, *tls_ca;
 	const char *api_url;  /* published through the log (NODE_INFO) */
 	const char *cluster;  /* "1=host:port,2=host:port", NULL: alone */
 	unsigned heartbeat_ms;

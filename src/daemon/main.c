@@ -184,10 +184,26 @@ static void on_publish(uv_timer_t *t)
 		snprintf(url, sizeof url, "%s/v1/cluster/nodes", lurl);
 	}
 	snprintf(body, sizeof body, "{\"id\":%llu,\"raft\":\"%s\",\"api\":\"%s\"}",
-		 (unsigned long long)d->cfg.id, d->cfg.raft_addr, d->api_url);
+		 (unsigned long long)d->cfg.id,
+		 d->cfg.advertise_raft ? d->cfg.advertise_raft
+				       : d->cfg.raft_addr,
+		 d->api_url);
 	if (forwarder_call(d->forwarder, "POST", url, body, d->cfg.token,
 			   published, d) == 0)
 		d->publishing = true;
+}
+
+/* The host of "scheme://host:port" (brackets kept off), for the API's
+ * Host check. */
+static const char *url_host(const char *url, char *buf, size_t cap)
+{
+	const char *p = strstr(url, "://");
+	p = p ? p + 3 : url;
+	snprintf(buf, cap, "%s", p);
+	char *end = buf[0] == '[' ? strchr(buf, ']') : strrchr(buf, ':');
+	if (end != NULL)
+		*end = '\0';
+	return buf[0] == '[' ? buf + 1 : buf;
 }
 
 /* One horad per data dir: a second would corrupt the Raft log. */
@@ -216,7 +232,7 @@ int main(int argc, char **argv)
 {
 	horad d;
 	hora_error err;
-	char api_url[256];
+	char api_url[256], own_host[256];
 	int rv;
 
 	memset(&d, 0, sizeof d);
@@ -226,7 +242,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (d.cfg.help) {
-		fputs(config_usage, stdout);
+		config_usage(stdout);
 		return 0;
 	}
 	if (d.cfg.version) {
@@ -239,22 +255,31 @@ int main(int argc, char **argv)
 	if (lock_data_dir(&d) != 0)
 		return 1;
 
+	char hostname[256] = "";
+	gethostname(hostname, sizeof hostname - 1);
 	api_config ac = {
 		.host = d.cfg.api_host,
 		.port = d.cfg.api_port,
 		.token = d.cfg.token,
 		.node = NULL,
+		.allowed_hosts = d.cfg.allowed_hosts,
+		.allowed_origins = d.cfg.allowed_origins,
+		.own_hosts = {url_host(d.cfg.api_url, own_host,
+				       sizeof own_host),
+			      hostname},
 	};
-	if (strchr(d.cfg.api_host, ':'))
-		snprintf(api_url, sizeof api_url, "http://[%s]:%s",
-			 d.cfg.api_host, d.cfg.api_port);
-	else
-		snprintf(api_url, sizeof api_url, "http://%s:%s",
-			 d.cfg.api_host, d.cfg.api_port);
+	snprintf(api_url, sizeof api_url, "%s", d.cfg.api_url);
 	node_config nc = {
 		.id = d.cfg.id,
 		.data_dir = d.cfg.data_dir,
-		.raft_addr = d.cfg.raft_addr,
+		.raft_addr = d.cfg.advertise_raft ? d.cfg.advertise_raft
+						  : d.cfg.raft_addr,
+		.raft_bind = d.cfg.raft_addr,
+		.cluster_key = d.cfg.cluster_key,
+		.cluster_key_len = d.cfg.cluster_key_len,
+		.tls_cert = d.cfg.tls_cert,
+		.tls_key = d.cfg.tls_key,
+		.tls_ca = d.cfg.tls_ca,
 		.api_url = api_url,
 		.cluster = d.cfg.cluster,
 		.heartbeat_ms = d.cfg.heartbeat_ms,

@@ -252,7 +252,7 @@ class Node:
 
     def __init__(self, build_dir=None, id=1, data_dir=None, api_port=None,
                  raft_port=None, extra_args=(), workers=0, cluster=None,
-                 start_timeout=None):
+                 start_timeout=None, ssl_context=None):
         self.build_dir = os.path.abspath(build_dir or _default_build_dir())
         self.id = id
         self.base_dir = tempfile.mkdtemp(prefix="hora-it-n%d-" % id)
@@ -265,6 +265,9 @@ class Node:
         self.workers = workers
         self.cluster = cluster
         self.start_timeout = start_timeout or START_TIMEOUT
+        # an ssl.SSLContext: the node serves HTTPS (--tls-cert) and is
+        # talked to with this client context
+        self.ssl_context = ssl_context
         self.proc = None
         self.last_rc = None
         self.starts = 0
@@ -286,7 +289,18 @@ class Node:
 
     @property
     def url(self):
-        return "http://%s" % self.api_addr
+        return "%s://%s" % ("https" if self.ssl_context else "http",
+                            self.api_addr)
+
+    def http_connection(self, timeout):
+        """A new http.client connection to the API (HTTPS when the node
+        was given an ssl_context)."""
+        if self.ssl_context is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.api_port,
+                                               timeout=timeout,
+                                               context=self.ssl_context)
+        return http.client.HTTPConnection("127.0.0.1", self.api_port,
+                                          timeout=timeout)
 
     @property
     def pid(self):
@@ -366,8 +380,7 @@ class Node:
                 raise NodeError("horad (%r) exited with %s before /readyz was "
                                 "200\n%s" % (self, rc, self.log_tail_block()))
             try:
-                c = http.client.HTTPConnection("127.0.0.1", self.api_port,
-                                               timeout=2)
+                c = self.http_connection(2)
                 try:
                     c.request("GET", "/readyz")
                     r = c.getresponse()
@@ -484,7 +497,7 @@ class Node:
             return c, True
         if c is not None:
             c.close()
-        c = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=60)
+        c = self.http_connection(60)
         self._local.conn = c
         with self._conns_lock:
             self._conns.append(c)
@@ -573,8 +586,7 @@ class Node:
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)
-        c = http.client.HTTPConnection("127.0.0.1", self.api_port,
-                                       timeout=timeout)
+        c = self.http_connection(timeout)
         try:
             c.request(method, path, body=data, headers=hdrs)
             resp = c.getresponse()
