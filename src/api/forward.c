@@ -90,6 +90,7 @@ struct forwarder {
 	bool closing;
 	void (*done)(void *ud);
 	void *done_ud;
+	char *tls_ca, *tls_cert, *tls_key; /* forwarder_set_tls */
 	forwarder_stats st;
 };
 
@@ -215,6 +216,7 @@ static void handle_closed(forwarder *f)
 	if (--f->handles == 0 && f->closing) {
 		void (*done)(void *) = f->done;
 		void *ud = f->done_ud;
+		forwarder_set_tls(f, NULL, NULL, NULL);
 		hora_free(f);
 		if (done != NULL)
 			done(ud);
@@ -590,6 +592,33 @@ static int setup_common(fwd_xfer *t, const char *url, long timeout_ms)
 	SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
 	SETOPT(CURLOPT_USERAGENT, "hora/" HORA_VERSION);
 	SETOPT(CURLOPT_HTTPHEADER, t->headers);
+	if (t->f->tls_ca != NULL)
+		SETOPT(CURLOPT_CAINFO, t->f->tls_ca);
+	if (t->f->tls_cert != NULL) {
+		SETOPT(CURLOPT_SSLCERT, t->f->tls_cert);
+		SETOPT(CURLOPT_SSLKEY, t->f->tls_key);
+	}
+	return 0;
+}
+
+int forwarder_set_tls(forwarder *f, const char *ca, const char *cert,
+		      const char *key)
+{
+	char *c = ca ? hora_strdup(ca) : NULL;
+	char *e = cert ? hora_strdup(cert) : NULL;
+	char *k = key ? hora_strdup(key) : NULL;
+	if ((ca && !c) || (cert && !e) || (key && !k)) {
+		hora_free(c);
+		hora_free(e);
+		hora_free(k);
+		return -HORA_ENOMEM;
+	}
+	hora_free(f->tls_ca);
+	hora_free(f->tls_cert);
+	hora_free(f->tls_key);
+	f->tls_ca = c;
+	f->tls_cert = e;
+	f->tls_key = k;
 	return 0;
 }
 

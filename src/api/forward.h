@@ -42,6 +42,12 @@ typedef struct forwarder forwarder;
 /* -HORA_ENOMEM (sentence in *err, may be NULL). */
 int forwarder_new(uv_loop_t *loop, forwarder **out, hora_error *err);
 
+/* For https:// peers: the CA to verify them with (NULL: the system's),
+ * and this node's certificate and key to present (NULL: none).  Paths
+ * are copied.  0 or -HORA_ENOMEM. */
+int forwarder_set_tls(forwarder *f, const char *ca, const char *cert,
+		      const char *key);
+
 /*
  * Abort every transfer in flight: each forwarded request is answered 503
  * (code "unavailable", Retry-After: 1; FORWARD_CLAIM too), each pending

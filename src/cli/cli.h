@@ -20,6 +20,7 @@ enum {
 typedef struct cli_ctx {
 	const char *addr;  /* --addr, $HORA_ADDR, or the default */
 	const char *token; /* --token, $HORA_TOKEN, or NULL */
+	const char *cacert; /* --cacert, $HORA_CACERT: CA for https, or NULL */
 	bool json;         /* --json: print raw JSON answers */
 } cli_ctx;
 

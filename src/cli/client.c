@@ -26,6 +26,7 @@ struct hora_client {
 	CURL *curl;
 	char *base;        /* "http://host:port", no trailing '/'; owned */
 	const char *token; /* borrowed from cli_ctx, NULL for none */
+	const char *cacert; /* borrowed from cli_ctx, NULL for none */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -85,6 +86,7 @@ int client_open(const cli_ctx *ctx, hora_client **out)
 	if (c->curl == NULL)
 		goto err_after_base;
 	c->token = ctx->token;
+	c->cacert = ctx->cacert;
 	*out = c;
 	return CLI_OK;
 
@@ -368,6 +370,8 @@ static CURLcode client_perform(hora_client *c, const char *method,
 			 (long)CLIENT_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CLIENT_TOTAL_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hora/" HORA_VERSION);
+	if (c->cacert != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, client_on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, st);

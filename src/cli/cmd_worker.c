@@ -300,6 +300,7 @@ struct worker {
 	wreq *reqs;
 	char *base;
 	const char *token;
+	const char *cacert; /* --cacert: CA for https, or NULL */
 	char id[W_ID_MAX + 1];
 
 	wqueue queues[W_QUEUES_MAX];
@@ -595,6 +596,8 @@ static wreq *w_http(worker *w, const char *method, const char *path,
 			 (long)W_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hora-worker/" HORA_VERSION);
+	if (w->cacert != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, w->cacert);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wreq_on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
@@ -1424,6 +1427,7 @@ static int worker_setup(worker *w, const cli_ctx *ctx)
 	if ((w->base = base_url(ctx->addr)) == NULL)
 		return cli_fail(CLI_FAILURE, "out of memory");
 	w->token = ctx->token;
+	w->cacert = ctx->cacert;
 	for (size_t i = 0; i < w->nqueues; i++) {
 		client_buf b = {0};
 		client_buf_add(&b, "/v1/queues/");

@@ -7,7 +7,8 @@
 #include "cli/cli.h"
 
 static const char usage[] =
-	"usage: hora [--addr URL] [--token TOKEN] [--json] COMMAND [ARGS]\n"
+	"usage: hora [--addr URL] [--token TOKEN] [--cacert FILE] [--json] "
+	"COMMAND [ARGS]\n"
 	"\n"
 	"hora talks to a horad node (default --addr $HORA_ADDR, else\n"
 	"http://127.0.0.1:7070; --token defaults to $HORA_TOKEN).\n"
@@ -26,6 +27,8 @@ static const char usage[] =
 	"options:\n"
 	"  --addr URL     API address of any node\n"
 	"  --token TOKEN  bearer token (when horad runs with --token-file)\n"
+	"  --cacert FILE  CA certificate to verify an https:// node with\n"
+	"                 (default $HORA_CACERT, else the system's CAs)\n"
 	"  --json         print JSON answers as they come\n"
 	"  --version      print the version\n"
 	"  -h, --help     this text; 'hora COMMAND --help' for a command\n"
@@ -73,6 +76,9 @@ int main(int argc, char **argv)
 	ctx.token = getenv("HORA_TOKEN");
 	if (ctx.token != NULL && *ctx.token == '\0')
 		ctx.token = NULL;
+	ctx.cacert = getenv("HORA_CACERT");
+	if (ctx.cacert != NULL && *ctx.cacert == '\0')
+		ctx.cacert = NULL;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -86,17 +92,22 @@ int main(int argc, char **argv)
 			return CLI_OK;
 		} else if (strcmp(a, "--json") == 0) {
 			ctx.json = true;
-		} else if (strcmp(a, "--addr") == 0 || strcmp(a, "--token") == 0) {
+		} else if (strcmp(a, "--addr") == 0 || strcmp(a, "--token") == 0 ||
+			   strcmp(a, "--cacert") == 0) {
 			if (i + 1 >= argc)
 				return cli_fail(CLI_USAGE, "%s needs a value", a);
 			if (a[2] == 'a')
 				ctx.addr = argv[++i];
-			else
+			else if (a[2] == 't')
 				ctx.token = argv[++i];
+			else
+				ctx.cacert = argv[++i];
 		} else if (strncmp(a, "--addr=", 7) == 0) {
 			ctx.addr = a + 7;
 		} else if (strncmp(a, "--token=", 8) == 0) {
 			ctx.token = a + 8;
+		} else if (strncmp(a, "--cacert=", 9) == 0) {
+			ctx.cacert = a + 9;
 		} else {
 			fputs(usage, stderr);
 			return cli_fail(CLI_USAGE, "unknown option '%s'", a);

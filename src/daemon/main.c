@@ -306,6 +306,12 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		return 1;
 	}
+	if (d.cfg.tls_cert != NULL &&
+	    forwarder_set_tls(d.forwarder, d.cfg.tls_ca, d.cfg.tls_cert,
+			      d.cfg.tls_key) != 0) {
+		log_error("out of memory");
+		return 1;
+	}
 	ac.forwarder = d.forwarder;
 	if (d.cfg.workers > 0 &&
 	    (rv = workers_start(d.loop, d.node, d.dispatch, d.forwarder,
