@@ -6,6 +6,7 @@
 
 #include "api/api_int.h"
 #include "api/job_json.h"
+#include "cluster/transport.h"
 #include "core/alloc.h"
 #include "fsm/entry.h"
 #include "fsm/fsm.h"
@@ -557,6 +558,23 @@ void api_metrics(api_call *c)
 		store_each_intern(fsm_store(f), queue_depth, &qd);
 	}
 
+	transport_stats ts;
+	node_transport_stats(n, &ts);
+	out(&t, "# HELP hora_raft_peer_handshakes_total Raft connections by "
+		"handshake outcome (refused: failed a check; busy: too many "
+		"handshakes at once).\n"
+		"# TYPE hora_raft_peer_handshakes_total counter\n"
+		"hora_raft_peer_handshakes_total{result=\"accepted\"} %llu\n"
+		"hora_raft_peer_handshakes_total{result=\"connected\"} %llu\n"
+		"hora_raft_peer_handshakes_total{result=\"refused\"} %llu\n"
+		"hora_raft_peer_handshakes_total{result=\"busy\"} %llu\n"
+		"hora_raft_peer_handshakes_total{result=\"failed_out\"} %llu\n"
+		"# HELP hora_raft_tls_connections Raft connections relayed "
+		"over TLS now.\n# TYPE hora_raft_tls_connections gauge\n"
+		"hora_raft_tls_connections %u\n",
+	    (unsigned long long)ts.accepted, (unsigned long long)ts.connected,
+	    (unsigned long long)ts.refused, (unsigned long long)ts.busy,
+	    (unsigned long long)ts.failed_out, ts.relayed);
 	out(&t, "# HELP hora_http_forwarded_total Requests relayed to the "
 		"leader.\n# TYPE hora_http_forwarded_total counter\n"
 		"hora_http_forwarded_total %llu\n",

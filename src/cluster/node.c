@@ -724,6 +724,11 @@ const hora_hist *node_commit_hist(const node *n)
 	return &n->commit_hist;
 }
 
+void node_transport_stats(const node *n, transport_stats *out)
+{
+	transport_stats_get(n->transport, out);
+}
+
 uint64_t node_applied_count(const node *n)
 {
 	return n->applied;

@@ -119,6 +119,10 @@ const hora_hist *node_commit_hist(const node *n);
 uint64_t node_applied_count(const node *n);
 uint64_t node_snapshot_count(const node *n);
 
+/* The Raft transport's counters (handshakes accepted, refused, ...). */
+struct transport_stats;
+void node_transport_stats(const node *n, struct transport_stats *out);
+
 /* Stop Raft and release everything; done(ud) runs when all handles are
  * closed.  Pending proposals fail with -HORA_ESHUTDOWN. */
 void node_close(node *n, void (*done)(void *ud), void *ud);

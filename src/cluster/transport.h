@@ -70,7 +70,7 @@ typedef struct transport_config {
 } transport_config;
 
 /* Counters since start, for /metrics. */
-typedef struct transport_stats {
+struct transport_stats {
 	uint64_t accepted;       /* handshakes passed, incoming */
 	uint64_t connected;      /* handshakes passed, outgoing */
 	uint64_t refused;        /* incoming peers that failed a check */
@@ -78,7 +78,8 @@ typedef struct transport_stats {
 	uint64_t busy;           /* closed at once: too many handshakes */
 	uint32_t handshaking;    /* now */
 	uint32_t relayed;        /* TLS connections open now */
-} transport_stats;
+};
+typedef struct transport_stats transport_stats;
 
 /* Make the transport; *out is what goes to raft_uv_init through
  * transport_raft().  -HORA_EINVAL (bad file or address, in err),
