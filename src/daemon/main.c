@@ -239,6 +239,7 @@ int main(int argc, char **argv)
 	hora_error_clear(&err);
 	if (config_parse(argc, argv, &d.cfg, &err) != 0) {
 		fprintf(stderr, "horad: %s\n", err.msg);
+		config_free(&d.cfg);
 		return 2;
 	}
 	if (d.cfg.help) {
