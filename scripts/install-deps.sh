@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-  libcmocka-dev tzdata curl python3
+  libcmocka-dev tzdata curl python3 openssl
   # to build C-Raft 0.22.1 from Debian's source package (scripts/build-raft.sh)
   dpkg-dev autoconf automake libtool liblz4-dev
 )

@@ -1261,6 +1261,18 @@ struct raft_uv_transport *transport_raft(peer_transport *t)
 	return &t->iface;
 }
 
+int transport_port(const peer_transport *t)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	if (!t->listener_open ||
+	    uv_tcp_getsockname(&t->listener, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	return ntohs(ss.ss_family == AF_INET6
+			     ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			     : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 void transport_stats_get(const peer_transport *t, transport_stats *out)
 {
 	*out = t->st;

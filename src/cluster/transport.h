@@ -87,6 +87,8 @@ typedef struct transport_stats transport_stats;
 int transport_init(peer_transport **out, uv_loop_t *loop,
 		   const transport_config *cfg, hora_error *err);
 struct raft_uv_transport *transport_raft(peer_transport *t);
+/* The port listened on (after raft's listen call; useful with port 0). */
+int transport_port(const peer_transport *t);
 void transport_stats_get(const peer_transport *t, transport_stats *out);
 /* Release after raft_close has closed the transport. */
 void transport_free(peer_transport *t);
