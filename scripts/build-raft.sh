@@ -5,6 +5,9 @@
 #
 #   .deps/raft/include/raft.h, .deps/raft/include/raft/{fixture,uv}.h
 #   .deps/raft/lib/libraft.a   (static, -fPIC -O2 -g, uv backend, fixture, lz4)
+#   .deps/raft/src/*.{c,h}     the patched sources, for the fuzz build, which
+#                              compiles C-Raft's wire decoders itself with
+#                              fuzzer instrumentation (tests/fuzz/fuzz_raft_wire.c)
 #
 # The system's apt configuration is never touched: a private sources list,
 # lists directory and cache live under .deps/apt-src/. The trixie InRelease
@@ -53,7 +56,7 @@ is_current() {
   [ "${HORA_RAFT_FORCE:-0}" != 1 ] &&
     [ -f "$stamp" ] && [ -f "$prefix/lib/libraft.a" ] &&
     [ -f "$prefix/include/raft.h" ] && [ -f "$prefix/include/raft/fixture.h" ] &&
-    [ -f "$prefix/include/raft/uv.h" ] &&
+    [ -f "$prefix/include/raft/uv.h" ] && [ -f "$prefix/src/uv_encoding.c" ] &&
     [ "$(cat "$stamp")" = "$want" ]
 }
 
@@ -171,7 +174,10 @@ fi
 ) >>"$log" 2>&1 || fail "build failed"
 
 staged=$work/stage$prefix
-for f in lib/libraft.a include/raft.h include/raft/fixture.h include/raft/uv.h; do
+mkdir -p "$staged/src"
+cp "$src"/src/*.c "$src"/src/*.h "$staged/src/" || fail "cannot keep the sources"
+for f in lib/libraft.a include/raft.h include/raft/fixture.h include/raft/uv.h \
+  src/uv_encoding.c; do
   [ -f "$staged/$f" ] || fail "build did not produce $f"
 done
 rm -rf "$prefix"

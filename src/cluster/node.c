@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "cluster/transport.h"
 
+#define NODE_MAX_APPEND_BYTES ((size_t)4 << 30)
+
 /* Snapshots: C-Raft triggers one every `threshold` applied entries.  The
  * count is adapted to the entries' average size so that a log of large
  * batch entries is compacted after about SNAPSHOT_BYTES, and the entries
@@ -586,6 +588,11 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 				    n->io.errmsg);
 		goto err_after_transport;
 	}
+	/* what one AppendEntries may make this node allocate: 1024 entries
+	 * in flight (below) of at most a few MiB each (bodies are capped at
+	 * ~1.1 MiB, internal batches at 1024 items); snapshots keep C-Raft's
+	 * 64 GiB (docs/raft.md, "Wire limits") */
+	raft_uv_set_max_message_size(&n->io, NODE_MAX_APPEND_BYTES, 0);
 	n->rfsm.version = 2;
 	n->rfsm.data = n;
 	n->rfsm.apply = rfsm_apply;
