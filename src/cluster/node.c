@@ -627,8 +627,14 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 
 	uv_update_time(loop); /* DESIGN.md rule 5 */
 	if ((rv = raft_start(&n->raft)) != 0) {
+		/* a listen failure leaves its reason in the transport only */
+		const char *why = raft_errmsg(&n->raft);
+		if (why == NULL || *why == '\0')
+			why = transport_raft(n->transport)->errmsg;
+		if (why == NULL || *why == '\0')
+			why = raft_strerror(rv);
 		rv = hora_error_set(err, -HORA_EIO, "", "cannot start raft: %s",
-				    raft_errmsg(&n->raft));
+				    why);
 		goto err_after_raft;
 	}
 	uv_timer_init(loop, &n->tick);

@@ -17,6 +17,12 @@ struct tls_ctx {
 	bool verify; /* a CA was given */
 };
 
+/*
+ * The thread's OpenSSL error queue is shared with libcurl (https calls
+ * to other nodes), which can leave errors in it; SSL_get_error() takes
+ * any queued error for a failure of the call just made, so the queue is
+ * cleared before every SSL_* I/O call here.
+ */
 struct tls_conn {
 	SSL *ssl;
 	BIO *in;  /* network -> OpenSSL */
@@ -181,6 +187,7 @@ static int drain_plaintext(tls_conn *t)
 {
 	char buf[TLS_CHUNK];
 	for (;;) {
+		ERR_clear_error();
 		int n = SSL_read(t->ssl, buf, sizeof buf);
 		if (n > 0) {
 			t->io.recv(t->ud, buf, (size_t)n);
@@ -197,6 +204,7 @@ static int drain_plaintext(tls_conn *t)
 
 int tls_conn_start(tls_conn *t)
 {
+	ERR_clear_error();
 	int r = SSL_do_handshake(t->ssl);
 	if (r != 1 && SSL_get_error(t->ssl, r) != SSL_ERROR_WANT_READ)
 		return fail(t, r);
@@ -214,6 +222,7 @@ int tls_conn_feed(tls_conn *t, const void *buf, size_t len)
 		return -HORA_EIO;
 	}
 	if (!t->ready) {
+		ERR_clear_error();
 		int r = SSL_do_handshake(t->ssl);
 		if (r == 1) {
 			t->ready = true;
@@ -241,6 +250,7 @@ int tls_conn_write(tls_conn *t, const void *buf, size_t len)
 		return -HORA_EIO;
 	while (len > 0) {
 		int chunk = len > TLS_CHUNK ? TLS_CHUNK : (int)len;
+		ERR_clear_error();
 		int n = SSL_write(t->ssl, p, chunk);
 		if (n <= 0)
 			return fail(t, n);
