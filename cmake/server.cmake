@@ -9,6 +9,9 @@ pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
+# GnuTLS: libmicrohttpd's TLS library (libmicrohttpd-dev depends on
+# libgnutls28-dev); src/api/http_conn.c writes through MHD's session.
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 
 # C-Raft 0.22.1, built by scripts/build-raft.sh into .deps/raft.
 set(HORA_RAFT_PREFIX ${CMAKE_SOURCE_DIR}/.deps/raft)
@@ -35,7 +38,7 @@ file(WRITE ${CMAKE_BINARY_DIR}/generated/ui_assets.c
 file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/net/*.c src/cluster/*.c src/api/*.c src/exec/*.c)
 add_library(horanet STATIC ${HORA_NET_SRC} ${CMAKE_BINARY_DIR}/generated/ui_assets.c)
 target_link_libraries(horanet PUBLIC horacore raft_vendored PkgConfig::UV
-  PkgConfig::MHD PkgConfig::JANSSON PkgConfig::CURL PkgConfig::OPENSSL)
+  PkgConfig::MHD PkgConfig::GNUTLS PkgConfig::JANSSON PkgConfig::CURL PkgConfig::OPENSSL)
 set(HORA_TEST_LIBS horanet)
 
 file(GLOB HORA_DAEMON_SRC CONFIGURE_DEPENDS src/daemon/*.c)

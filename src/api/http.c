@@ -1,6 +1,7 @@
 /*
  * http.c - the HTTP server: libmicrohttpd 0.9.75 in "external epoll" mode
- * driven by libuv.
+ * driven by libuv.  Accepting connections and their deadlines live in
+ * http_conn.c; what both files share is in http_int.h.
  *
  * Driving MHD.  MHD runs without threads (MHD_USE_EPOLL): it keeps its
  * sockets in its own epoll set, whose fd we watch with a uv_poll_t.  After
@@ -10,6 +11,9 @@
  * MHD_run() would go unnoticed: every resume "kicks" the timer to 0 ms
  * (or, if we are inside MHD_run() at the time, makes the post-run re-arm
  * use 0), and MHD_run() resumes the connection on the next loop turn.
+ * MHD has no listening socket (MHD_USE_NO_LISTEN_SOCKET): http_conn.c
+ * accepts, refuses what is over the limits, and hands the rest over with
+ * MHD_add_connection().
  *
  * One request per connection.  MHD does not pipeline: it reads the next
  * request on a connection only after the previous one finished.  So the
@@ -19,14 +23,20 @@
  * costs no allocation of ours, only MHD's response object.
  *
  * Call sequence per request (MHD callbacks):
- *   on_uri        raw URI, before MHD decodes it: copy the raw path
- *   on_access #1  headers parsed: refuse early (413 from Content-Length,
- *                 503 while closing) or get ready for the body
- *   on_access #n  body chunks: append, or discard past the limit
+ *   on_uri        raw request target, before MHD decodes it: copy the raw
+ *                 path, note NUL and control bytes
+ *   on_access #1  headers parsed: refuse early (400 for the target, 413
+ *                 from Content-Length, 503 while closing) or get ready
+ *                 for the body
+ *   on_access #n  body chunks: append; past the limit, answer 413 past
+ *                 MHD and drop the rest (REQ_LINGER)
  *   on_access     final call: run the handler; if it did not answer,
  *                 MHD_suspend_connection() (the request is "parked")
  *   on_access     again after a resume: queue the stored answer
  *   on_completed  answer sent or connection dropped: reset the request
+ * Deadlines follow it (http_conn.c): DL_HEAD from the accept or from the
+ * previous answer to on_access #1, DL_BODY from there to the final call,
+ * none while the handler has it or MHD writes the answer.
  *
  * Asynchronous answers.  http_respond() on a parked request builds the
  * MHD_Response, stores it, resumes the connection and kicks; MHD calls
@@ -53,100 +63,22 @@
  */
 #include "api/http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/http_int.h"
 #include "core/alloc.h"
 #include "core/assert.h"
 
-#define PATH_INLINE 128
-#define HDRS_INLINE 192
 #define BODY_KEEP (64 * 1024) /* body buffer kept between requests */
 #define BUF_KEEP 4096         /* heap path/header buffer kept */
-#define PEER_MAX (INET6_ADDRSTRLEN + 8)
 #define ADDR_TEXT_MAX (INET6_ADDRSTRLEN + 16)
-
-enum req_state {
-	REQ_IDLE = 0,  /* no request on this connection */
-	REQ_HEADERS,   /* request line seen, first on_access not yet */
-	REQ_BODY,      /* collecting the body */
-	REQ_DISCARD,   /* body refused: drop it, answer `reject` at the end */
-	REQ_HANDLER,   /* inside the user's handler */
-	REQ_PENDING,   /* parked (suspended), waiting for http_respond() */
-	REQ_RESUMING,  /* answer stored in `resp`, connection resumed */
-	REQ_ABORTED,   /* owner told; MHD is to drop the connection */
-	REQ_ANSWERED,  /* answer queued with MHD */
-	REQ_FAILED,    /* MHD refused our answer: drop the connection */
-};
-
-struct http_request {
-	http_server *s;
-	struct MHD_Connection *mc;
-	enum req_state state;
-	unsigned status;           /* REQ_RESUMING: status of `resp` */
-	struct MHD_Response *resp; /* REQ_RESUMING: the stored answer */
-	size_t resp_len;           /* its body length, for the counters */
-	bool resp_owned;           /* `resp` is ours to destroy */
-	bool poll_init;            /* `poll` initialised (needs uv_close) */
-	struct MHD_Response *reject; /* REQ_DISCARD: static answer */
-	unsigned reject_status;
-	const char *method; /* MHD's, valid for the request */
-	char *path;         /* path_inline or heap; raw, '\0'-terminated */
-	size_t path_cap;
-	char *body; /* NULL until a body arrives */
-	size_t body_len, body_cap;
-	uint64_t discarded;
-	char *hdrs; /* "name\0value\0" pairs, hdrs_inline or heap */
-	size_t hdrs_len, hdrs_cap;
-	http_abort_cb abort_cb;
-	void *abort_ud;
-	http_request *prev, *next; /* server's parked list */
-	uv_poll_t poll;            /* disconnect watch while parked */
-	char peer[PEER_MAX];
-	char path_inline[PATH_INLINE];
-	char hdrs_inline[HDRS_INLINE];
-};
-
-struct http_server {
-	uv_loop_t *loop;
-	struct MHD_Daemon *mhd;
-	uv_poll_t mhd_poll;    /* MHD's epoll fd */
-	uv_timer_t timer;      /* MHD_get_timeout() and kicks */
-	uv_timer_t close_timer;
-	http_handler cb;
-	void *ud;
-	void (*log)(void *, const char *);
-	void *log_ud;
-	size_t max_body;
-	size_t discard_max; /* refused chunked bytes read before closing */
-	unsigned close_grace_ms;
-	uint16_t port;
-	bool accepting;
-	bool in_run;  /* inside MHD_run() */
-	bool kick;    /* a resume happened: run MHD again at once */
-	bool closing; /* http_server_close() called */
-	bool stopped; /* MHD stopped, handles closing */
-	bool quiet;   /* drop MHD's next line: we closed on purpose */
-	unsigned handles; /* uv handles whose close callback is due */
-	uint64_t inflight; /* requests between on_uri and on_completed */
-	struct MHD_Response *r413, *r500, *r503; /* shared, refcounted */
-	http_request *parked;
-	void (*done)(void *);
-	void *done_ud;
-	char last_log[256]; /* for start-up failures */
-	http_server_stats st;
-};
 
 static void server_arm(http_server *s);
 static void on_close_timer(uv_timer_t *t);
@@ -194,7 +126,8 @@ static void server_arm(http_server *s)
 	uv_timer_start(&s->timer, on_mhd_timer, (uint64_t)ms, 0);
 }
 
-/* A connection was resumed: make sure MHD_run() comes soon. */
+/* A connection was resumed (or shut down by us): make sure MHD_run()
+ * comes soon. */
 static void server_kick(http_server *s)
 {
 	if (s->stopped)
@@ -202,6 +135,30 @@ static void server_kick(http_server *s)
 	s->kick = true;
 	if (!s->in_run)
 		uv_timer_start(&s->timer, on_mhd_timer, 0, 0);
+}
+
+void http__run(http_server *s)
+{
+	if (!s->in_run)
+		server_run(s);
+}
+
+void http__kick(http_server *s)
+{
+	server_kick(s);
+}
+
+void http__logf(http_server *s, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (s->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	s->log(s->log_ud, line);
 }
 
 __attribute__((format(printf, 2, 0))) static void
@@ -268,13 +225,8 @@ static void watch_start(http_request *r)
 			return;
 		rv = uv_poll_init(s->loop, &r->poll, ci->connect_fd);
 		if (rv != 0) {
-			if (s->log != NULL) {
-				char line[128];
-				snprintf(line, sizeof line,
-					 "cannot watch parked connection: %s",
-					 uv_strerror(rv));
-				s->log(s->log_ud, line);
-			}
+			http__logf(s, "cannot watch parked connection: %s",
+				   uv_strerror(rv));
 			return;
 		}
 		r->poll.data = r;
@@ -339,7 +291,7 @@ static void on_peer_event(uv_poll_t *p, int status, int events)
 
 /* --- building answers --------------------------------------------------- */
 
-static void count_answer(http_server *s, unsigned status, size_t len)
+void http__count_answer(http_server *s, unsigned status, size_t len)
 {
 	s->st.responses++;
 	if (status / 100 < 6)
@@ -356,7 +308,7 @@ static enum MHD_Result queue(http_request *r, unsigned status,
 		return MHD_NO;
 	}
 	r->state = REQ_ANSWERED;
-	count_answer(r->s, status, len);
+	http__count_answer(r->s, status, len);
 	return MHD_YES;
 }
 
@@ -449,6 +401,9 @@ static void request_reset(http_request *r)
 	r->reject = NULL;
 	r->state = REQ_IDLE;
 	r->method = NULL;
+	r->raw_uri = NULL;
+	r->raw_len = 0;
+	r->bad_target = false;
 	r->body_len = 0;
 	r->discarded = 0;
 	r->hdrs_len = 0;
@@ -561,6 +516,10 @@ static void on_connection(void *cls, struct MHD_Connection *mc,
 					     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		format_addr(ci != NULL ? ci->client_addr : NULL, r->peer,
 			    sizeof r->peer);
+		ci = MHD_get_connection_info(mc,
+					     MHD_CONNECTION_INFO_CONNECTION_FD);
+		r->fd = ci != NULL ? ci->connect_fd : -1;
+		http__conn_opened(s, r);
 		return;
 	}
 	s->st.open_connections--;
@@ -569,7 +528,21 @@ static void on_connection(void *cls, struct MHD_Connection *mc,
 	if (r == NULL)
 		return;
 	HORA_ASSERT(r->state == REQ_IDLE);
+	/* MHD closes the socket after this returns. */
+	http__conn_closed(s, r);
 	request_free(r);
+}
+
+/* A byte no request target may hold raw: C0 controls (NUL included) and
+ * DEL.  RFC 3986 allows none of them; they must come percent-encoded. */
+static bool has_ctl(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return true;
+	return false;
 }
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
@@ -587,6 +560,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 	r->state = REQ_HEADERS;
 	s->inflight++;
 	s->st.requests++;
+	/* The target as MHD cut it from the request line, not yet split at
+	 * '?' nor decoded; see target_intact() for the NUL case. */
+	r->raw_uri = uri;
+	r->raw_len = uri != NULL ? strlen(uri) : 0;
+	r->bad_target = uri == NULL || has_ctl(uri, r->raw_len);
 	len = uri != NULL ? strcspn(uri, "?") : 0;
 	if (len + 1 > r->path_cap) {
 		char *p = hora_malloc(len + 1);
@@ -614,7 +592,6 @@ static void on_completed(void *cls, struct MHD_Connection *mc,
 	http_request *r = *con_cls;
 
 	(void)mc;
-	(void)toe;
 	s->quiet = false;
 	if (r == NULL)
 		return;
@@ -631,6 +608,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc,
 	request_reset(r);
 	HORA_ASSERT(s->inflight > 0);
 	s->inflight--;
+	/* Answer sent: the connection now waits for its next head (or is
+	 * about to close, and NOTIFY_CLOSED takes it off the queue). */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !s->closing)
+		http__idle_start(s, r);
+	else
+		http__dl_clear(s, r);
 	if (s->closing && !s->stopped && s->inflight == 0)
 		uv_timer_start(&s->close_timer, on_close_timer, 0, 0);
 }
@@ -653,19 +636,67 @@ static int64_t content_length(struct MHD_Connection *mc)
 	return n > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)n;
 }
 
+/*
+ * Whether the request line held no raw NUL.  MHD 0.9.75 hands us C
+ * strings cut from its read buffer, so "PUT /v1/jobs/zz\0evil HTTP/1.1"
+ * reaches on_uri as "/v1/jobs/zz".  What MHD does with the line
+ * (parse_initial_message_line() in connection.c), all in place:
+ *   - the method runs from the line's start to its first space, which
+ *     becomes '\0'; spaces after it are skipped; the target starts there;
+ *   - the version is the text after the line's last space (trailing
+ *     spaces skipped), which becomes '\0'; the target ends before it;
+ *   - on_uri gets the target's start; on_access later gets the same
+ *     pointer as `url` (decoded in place) and `method` and `version`
+ *     pointing into the same line.
+ * So the target had no NUL iff strlen() of it in on_uri (r->raw_len)
+ * reaches the '\0' MHD wrote just before the version, i.e. version ==
+ * raw_uri + raw_len + 1; likewise the method had none iff only spaces
+ * lie between the end of its string + 1 and the target.  The checks are
+ * exact for 0.9.75; should a later MHD lay the line out differently they
+ * fail closed (every request a 400, which the unit tests catch), never
+ * open.  Raw control bytes other than NUL are visible in the strings and
+ * caught by has_ctl() in on_uri.
+ */
+static bool target_intact(const http_request *r, const char *url,
+			  const char *method, const char *version)
+{
+	uintptr_t m, u, v, p;
+
+	if (r->raw_uri == NULL || url == NULL || method == NULL ||
+	    version == NULL || url != r->raw_uri)
+		return false;
+	m = (uintptr_t)method;
+	u = (uintptr_t)r->raw_uri;
+	v = (uintptr_t)version;
+	if (v != u + r->raw_len + 1)
+		return false;
+	p = m + strlen(method) + 1;
+	if (m >= u || p > u)
+		return false;
+	for (; p < u; p++)
+		if (*(const char *)p != ' ')
+			return false;
+	return true;
+}
+
 /* First call: headers are in, no body read yet. */
 static enum MHD_Result access_first(http_server *s, http_request *r,
-				    const char *method)
+				    const char *url, const char *method,
+				    const char *version)
 {
 	const union MHD_ConnectionInfo *ci;
 	int64_t cl;
 
 	r->method = method;
+	r->fresh = false;
+	http__dl_clear(s, r);
 	ci = MHD_get_connection_info(r->mc,
 				     MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
 	if (ci != NULL)
 		s->st.bytes_in += ci->header_size;
 	/* An answer queued now makes MHD skip the body and close. */
+	if (r->bad_target || !target_intact(r, url, method, version))
+		return queue(r, MHD_HTTP_BAD_REQUEST, s->r400, 0);
 	if (r->reject != NULL)
 		return queue(r, r->reject_status, r->reject, 0);
 	if (s->closing)
@@ -678,6 +709,7 @@ static enum MHD_Result access_first(http_server *s, http_request *r,
 	if (cl > 0 && body_reserve(r, (size_t)cl) != 0)
 		return queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, s->r500, 0);
 	r->state = REQ_BODY;
+	http__dl_set(s, r, DL_BODY);
 	return MHD_YES;
 }
 
@@ -688,14 +720,28 @@ static enum MHD_Result drop(http_server *s)
 	return MHD_NO;
 }
 
-static void discard_from_now(http_request *r, struct MHD_Response *resp,
-			     unsigned status, size_t n)
+/*
+ * Refuse a body in mid-flight.  MHD 0.9.75 takes a response only before
+ * the body (MHD_CONNECTION_HEADERS_PROCESSED) or after all of it
+ * (MHD_CONNECTION_FULL_REQ_RECEIVED), so the canned answer is written to
+ * the socket past MHD (http__write_raw()).  The rest of the body is then
+ * read and dropped (REQ_LINGER) rather than the socket closed at once: a
+ * close with unread data sends a RST, which can make the client lose
+ * the answer while it is still sending.  The client, seeing the answer
+ * and its Connection: close, stops and closes; DL_LINGER and discard_max
+ * bound the wait.  MHD never writes on this connection again: the final
+ * on_access of the request closes it.
+ */
+static enum MHD_Result refuse_body(http_server *s, http_request *r,
+				   enum raw_kind k, size_t n)
 {
-	r->state = REQ_DISCARD;
-	r->reject = resp;
-	r->reject_status = status;
+	r->state = REQ_LINGER;
 	r->discarded = n;
 	r->body_len = 0;
+	if (!http__write_raw(r, k))
+		return drop(s);
+	http__dl_set(s, r, DL_LINGER);
+	return MHD_YES;
 }
 
 static enum MHD_Result access_data(http_server *s, http_request *r,
@@ -705,31 +751,22 @@ static enum MHD_Result access_data(http_server *s, http_request *r,
 
 	*size = 0;
 	s->st.bytes_in += n;
-	if (r->state == REQ_DISCARD) {
-		/* Read and drop a refused chunked body so the client gets
-		 * its 413, up to a point: past discard_max, close. */
+	if (r->state == REQ_LINGER) {
 		r->discarded += n;
 		if (r->discarded <= s->discard_max)
 			return MHD_YES;
-		if (s->log != NULL) {
-			char line[160];
-			snprintf(line, sizeof line,
-				 "closing connection from %s: refused body "
-				 "goes on past %zu bytes",
-				 r->peer, s->discard_max);
-			s->log(s->log_ud, line);
-		}
+		http__logf(s,
+			   "closing connection from %s: refused body goes "
+			   "on past %zu bytes",
+			   r->peer, s->discard_max);
 		return drop(s);
 	}
 	if (n > s->max_body - r->body_len) {
 		s->st.too_large++;
-		discard_from_now(r, s->r413, MHD_HTTP_CONTENT_TOO_LARGE, n);
-		return MHD_YES;
+		return refuse_body(s, r, RAW_413, n);
 	}
-	if (body_reserve(r, r->body_len + n) != 0) {
-		discard_from_now(r, s->r500, MHD_HTTP_INTERNAL_SERVER_ERROR, n);
-		return MHD_YES;
-	}
+	if (body_reserve(r, r->body_len + n) != 0)
+		return refuse_body(s, r, RAW_500, n);
 	memcpy(r->body + r->body_len, data, n);
 	r->body_len += n;
 	return MHD_YES;
@@ -738,6 +775,7 @@ static enum MHD_Result access_data(http_server *s, http_request *r,
 /* Final call: the whole request is in. */
 static enum MHD_Result access_final(http_server *s, http_request *r)
 {
+	http__dl_clear(s, r);
 	/* No handler calls once http_server_close() has been called. */
 	if (s->closing)
 		return queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, s->r503, 0);
@@ -774,24 +812,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc,
 	enum MHD_Result rv;
 
 	(void)mc;
-	(void)url;
-	(void)version;
 	if (r == NULL) {
 		/* hora_calloc failed in on_connection. */
-		if (s->log != NULL)
-			s->log(s->log_ud, "closing connection: out of memory");
+		http__logf(s, "closing connection: out of memory");
 		return drop(s);
 	}
+	if (r->cut)
+		return drop(s); /* past its deadline: closing anyway */
 	switch (r->state) {
 	case REQ_HEADERS:
-		return access_first(s, r, method);
+		return access_first(s, r, url, method, version);
 	case REQ_BODY:
-	case REQ_DISCARD:
+	case REQ_LINGER:
 		if (*upload_data_size != 0)
 			return access_data(s, r, upload_data,
 					   upload_data_size);
-		if (r->state == REQ_DISCARD)
-			return queue(r, r->reject_status, r->reject, 0);
+		if (r->state == REQ_LINGER)
+			return drop(s); /* answered already: close */
 		return access_final(s, r);
 	case REQ_RESUMING:
 		rv = queue(r, r->status, r->resp, r->resp_len);
@@ -933,16 +970,22 @@ fail:
 	return -1;
 }
 
-/* After a failed MHD_start_daemon() the listening socket may or may not
- * have been closed by MHD, depending on where it failed: close it only if
- * the fd still names the same socket. */
-static void close_if_same(int fd, const struct stat *before)
+static void destroy_responses(http_server *s)
 {
-	struct stat now;
+	struct MHD_Response **all[] = {&s->r400, &s->r413, &s->r500,
+				       &s->r503};
+	size_t i;
 
-	if (fstat(fd, &now) == 0 && now.st_ino == before->st_ino &&
-	    now.st_dev == before->st_dev)
-		close(fd);
+	for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+		if (*all[i] != NULL)
+			MHD_destroy_response(*all[i]);
+		*all[i] = NULL;
+	}
+}
+
+void http__handle_closed(uv_handle_t *h)
+{
+	server_handle_released(h->data);
 }
 
 int http_server_start(uv_loop_t *loop, const http_server_config *cfg,
@@ -953,18 +996,31 @@ int http_server_start(uv_loop_t *loop, const http_server_config *cfg,
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	char text[ADDR_TEXT_MAX], msg[128];
+	struct MHD_OptionItem tls_opts[3];
 	const union MHD_DaemonInfo *di;
 	http_server *s;
-	struct stat st;
 	uint16_t port = 0;
-	unsigned flags, max_conn, idle;
-	int rv, fd;
+	unsigned flags, idle;
+	bool tls;
+	int rv;
 
 	if (loop == NULL || cb == NULL || out == NULL)
 		return hora_error_set(err, -HORA_EINVAL, "",
 				      "http_server_start: missing argument");
 	if (cfg == NULL)
 		cfg = &zero;
+	tls = cfg->tls_cert_pem != NULL || cfg->tls_key_pem != NULL;
+	if (tls && (cfg->tls_cert_pem == NULL || cfg->tls_key_pem == NULL))
+		return hora_error_set(err, -HORA_EINVAL, "tls",
+				      "tls: a certificate needs its key and "
+				      "a key its certificate; only the %s "
+				      "was given",
+				      cfg->tls_cert_pem ? "certificate"
+							: "key");
+	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return hora_error_set(err, -HORA_EUNAVAIL, "tls",
+				      "tls: this libmicrohttpd was built "
+				      "without TLS support");
 	rv = parse_port(cfg->port, &port, err);
 	if (rv != 0)
 		return rv;
@@ -982,13 +1038,14 @@ int http_server_start(uv_loop_t *loop, const http_server_config *cfg,
 	s->ud = ud;
 	s->log = cfg->log;
 	s->log_ud = cfg->log_ud;
+	s->tls = tls;
+	s->listen_fd = -1;
+	s->reserve_fd = -1;
 	s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
 	s->discard_max = s->max_body > SIZE_MAX / 8 ? SIZE_MAX
 						    : s->max_body * 8;
 	s->close_grace_ms = cfg->close_grace_ms ? cfg->close_grace_ms
 						: HTTP_DEFAULT_CLOSE_GRACE_MS;
-	max_conn = cfg->max_connections ? cfg->max_connections
-					: HTTP_DEFAULT_MAX_CONNECTIONS;
 	idle = cfg->idle_timeout_s ? cfg->idle_timeout_s
 				   : HTTP_DEFAULT_IDLE_TIMEOUT_S;
 
@@ -997,47 +1054,64 @@ int http_server_start(uv_loop_t *loop, const http_server_config *cfg,
 		 "\"request body exceeds %zu bytes\"}}",
 		 s->max_body);
 	s->r413 = static_json(msg, true);
+	s->r400 = static_json("{\"error\":{\"code\":\"invalid_argument\","
+			      "\"message\":\"the request target contains a "
+			      "NUL or control byte\"}}",
+			      true);
 	s->r500 = static_json("{\"error\":{\"code\":\"internal\",\"message\":"
 			      "\"out of memory\"}}",
 			      true);
 	s->r503 = static_json("{\"error\":{\"code\":\"shutting_down\","
 			      "\"message\":\"server is shutting down\"}}",
 			      true);
-	if (s->r413 == NULL || s->r500 == NULL || s->r503 == NULL) {
+	if (s->r400 == NULL || s->r413 == NULL || s->r500 == NULL ||
+	    s->r503 == NULL || http__conn_setup(s, cfg) != 0) {
 		rv = hora_error_set(err, -HORA_ENOMEM, "",
 				    "cannot start HTTP server on %s: %s", text,
 				    hora_strerror(-HORA_ENOMEM));
 		goto err_after_alloc;
 	}
 
-	fd = open_listener(&ss, sslen,
-			   cfg->backlog > 0 ? cfg->backlog
-					    : HTTP_DEFAULT_BACKLOG,
-			   text, &s->port, err);
-	if (fd < 0) {
+	s->listen_fd = open_listener(&ss, sslen,
+				     cfg->backlog > 0 ? cfg->backlog
+						      : HTTP_DEFAULT_BACKLOG,
+				     text, &s->port, err);
+	if (s->listen_fd < 0) {
 		rv = err != NULL ? err->code : -HORA_EIO;
 		goto err_after_alloc;
 	}
-	if (fstat(fd, &st) != 0)
-		memset(&st, 0, sizeof st);
 
-	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	/* MHD has no listening socket: http_conn.c accepts. */
+	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+		MHD_USE_NO_LISTEN_SOCKET;
+	memset(tls_opts, 0, sizeof tls_opts);
+	tls_opts[0].option = MHD_OPTION_END;
+	if (tls) {
+		/* MHD hands them to GnuTLS, which copies them, during
+		 * MHD_start_daemon(): borrowed for the call only. */
+		flags |= MHD_USE_TLS;
+		tls_opts[0].option = MHD_OPTION_HTTPS_MEM_KEY;
+		tls_opts[0].ptr_value = (void *)cfg->tls_key_pem;
+		tls_opts[1].option = MHD_OPTION_HTTPS_MEM_CERT;
+		tls_opts[1].ptr_value = (void *)cfg->tls_cert_pem;
+		tls_opts[2].option = MHD_OPTION_END;
+	}
 	s->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_access, s,
 		/* First, or MHD logs the options' errors to stderr. */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		MHD_OPTION_CONNECTION_LIMIT, max_conn,
+		MHD_OPTION_ARRAY, tls_opts,
+		/* http_conn.c keeps below it; MHD's check is a backstop. */
+		MHD_OPTION_CONNECTION_LIMIT, s->max_conn,
 		MHD_OPTION_CONNECTION_TIMEOUT, idle,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
 	if (s->mhd == NULL) {
-		close_if_same(fd, &st);
-		rv = hora_error_set(err, -HORA_EIO, "listen",
-				    "cannot start HTTP server on %s: %s", text,
+		rv = hora_error_set(err, tls ? -HORA_EINVAL : -HORA_EIO,
+				    tls ? "tls" : "listen",
+				    "cannot start HTTP%s server on %s: %s",
+				    tls ? "S" : "", text,
 				    s->last_log[0] ? s->last_log
 						   : "libmicrohttpd failed");
 		goto err_after_alloc;
@@ -1052,9 +1126,26 @@ int http_server_start(uv_loop_t *loop, const http_server_config *cfg,
 				    uv_strerror(rv));
 		goto err_after_alloc;
 	}
+	s->mhd_poll.data = s;
+	rv = http__conn_start(s);
+	if (rv != 0) {
+		/* Should not happen (a fresh fd in this loop's epoll).  The
+		 * initialised poll handle must be closed through the loop:
+		 * the server is freed from its close callback. */
+		rv = hora_error_set(err, -HORA_EIO, "listen",
+				    "cannot start HTTP server on %s: %s", text,
+				    uv_strerror(rv));
+		s->stopped = true;
+		s->handles++;
+		uv_close((uv_handle_t *)&s->mhd_poll, http__handle_closed);
+		MHD_stop_daemon(s->mhd);
+		close(s->listen_fd);
+		destroy_responses(s);
+		http__conn_free(s);
+		return rv;
+	}
 	uv_timer_init(loop, &s->timer);
 	uv_timer_init(loop, &s->close_timer);
-	s->mhd_poll.data = s;
 	s->timer.data = s;
 	s->close_timer.data = s;
 	uv_poll_start(&s->mhd_poll, UV_READABLE, on_mhd_poll);
@@ -1065,12 +1156,10 @@ int http_server_start(uv_loop_t *loop, const http_server_config *cfg,
 
 err_after_alloc:
 	HORA_ASSERT(rv != 0);
-	if (s->r413 != NULL)
-		MHD_destroy_response(s->r413);
-	if (s->r500 != NULL)
-		MHD_destroy_response(s->r500);
-	if (s->r503 != NULL)
-		MHD_destroy_response(s->r503);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	destroy_responses(s);
+	http__conn_free(s);
 	hora_free(s);
 	return rv;
 }
@@ -1082,15 +1171,10 @@ uint16_t http_server_port(const http_server *s)
 
 void http_server_stop_accepting(http_server *s)
 {
-	MHD_socket fd;
-
 	if (!s->accepting || s->stopped)
 		return;
 	s->accepting = false;
-	/* In external-poll mode MHD never touches the socket again. */
-	fd = MHD_quiesce_daemon(s->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	http__accept_stop(s);
 }
 
 void http_server_stats_get(const http_server *s, http_server_stats *out)
@@ -1100,11 +1184,6 @@ void http_server_stats_get(const http_server *s, http_server_stats *out)
 }
 
 /* --- close -------------------------------------------------------------- */
-
-static void on_server_handle_closed(uv_handle_t *h)
-{
-	server_handle_released(h->data);
-}
 
 /* Grace over or nothing in flight: stop MHD and release everything. */
 static void on_close_timer(uv_timer_t *t)
@@ -1118,16 +1197,17 @@ static void on_close_timer(uv_timer_t *t)
 	s->stopped = true;
 	/* libuv must drop MHD's epoll fd before MHD closes it. */
 	s->handles += 3;
-	uv_close((uv_handle_t *)&s->mhd_poll, on_server_handle_closed);
-	uv_close((uv_handle_t *)&s->timer, on_server_handle_closed);
-	uv_close((uv_handle_t *)&s->close_timer, on_server_handle_closed);
+	uv_close((uv_handle_t *)&s->mhd_poll, http__handle_closed);
+	uv_close((uv_handle_t *)&s->timer, http__handle_closed);
+	uv_close((uv_handle_t *)&s->close_timer, http__handle_closed);
+	http__conn_close_handles(s);
 	/* Closes every connection: on_completed, then on_connection, which
-	 * closes the requests' poll handles (counted in s->handles). */
+	 * closes the requests' poll handles (counted in s->handles) and
+	 * takes them off the deadline queues and the address table. */
 	MHD_stop_daemon(s->mhd);
 	s->mhd = NULL;
-	MHD_destroy_response(s->r413);
-	MHD_destroy_response(s->r500);
-	MHD_destroy_response(s->r503);
+	destroy_responses(s);
+	http__conn_free(s);
 }
 
 void http_server_close(http_server *s, void (*done)(void *ud), void *ud)
@@ -1226,6 +1306,11 @@ const char *http_request_body(const http_request *req, size_t *len)
 const char *http_request_peer(const http_request *req)
 {
 	return req->peer;
+}
+
+bool http_request_is_tls(const http_request *req)
+{
+	return req->s->tls;
 }
 
 void http_request_on_abort(http_request *req, http_abort_cb cb, void *ud)

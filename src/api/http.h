@@ -10,6 +10,16 @@
  *
  * Threading: every function here must be called on the loop's thread.
  *
+ * Slow and many clients (DESIGN.md principle 8).  The server accepts
+ * connections itself, so that none waits in the listen backlog: past
+ * max_connections, or past max_per_address from one client address, a
+ * new connection is answered at once (503 unavailable, 429 overloaded,
+ * both with Retry-After: 1) and closed.  A request head must arrive
+ * within head_timeout_ms and a body within body_timeout_ms (see the
+ * config), else the connection is closed; parked requests are exempt.
+ * A raw NUL or control byte in the request target is refused with 400
+ * before the handler runs.
+ *
  * Lifetimes.  An http_request belongs to the server.  It stays valid from
  * the handler call until one of
  *   - http_respond() returns (whatever it returned; the request is then
@@ -22,6 +32,7 @@
 #ifndef HORA_API_HTTP_H
 #define HORA_API_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +49,11 @@ typedef struct http_request http_request;
 #define HTTP_DEFAULT_MAX_BODY ((size_t)(1u << 20) + 64u * 1024u)
 #define HTTP_DEFAULT_BACKLOG 511
 #define HTTP_DEFAULT_CLOSE_GRACE_MS 1000u
+#define HTTP_DEFAULT_MAX_PER_ADDRESS 256u
+#define HTTP_DEFAULT_HEAD_TIMEOUT_MS 10000u
+#define HTTP_DEFAULT_BODY_TIMEOUT_MS 60000u
+/* For max_per_address: no per-address limit. */
+#define HTTP_NO_LIMIT (~0u)
 
 /*
  * Server settings; a zeroed struct gives the defaults above.  Strings are
@@ -50,7 +66,35 @@ typedef struct http_server_config {
 	/* Decimal port "0".."65535"; "0" or NULL: an ephemeral port, see
 	 * http_server_port(). */
 	const char *port;
-	unsigned max_connections; /* open connections, parked ones included */
+	/* Open connections, parked ones included (default 1024).  One more
+	 * is answered 503 {"error":{"code":"unavailable",...}} with
+	 * Retry-After: 1 and Connection: close as soon as it is accepted,
+	 * then closed.  Over TLS the refusal is a fatal TLS alert
+	 * (internal_error) instead: an HTTP answer would need the handshake
+	 * the refusal is there to avoid. */
+	unsigned max_connections;
+	/* Open connections from one client address (default 256): one more
+	 * is answered like a full server but 429 overloaded.  IPv4 addresses
+	 * count one by one, IPv6 ones by their /64 prefix (a host usually
+	 * holds a whole /64).  HTTP_NO_LIMIT: no per-address limit. */
+	unsigned max_per_address;
+	/* A request head (request line and headers, and for TLS the
+	 * handshake) must be complete within this many ms (default 10000)
+	 * of the connection being accepted, else the connection is closed.
+	 * On a keep-alive connection the clock starts when the previous
+	 * answer has been sent, and it is checked every head_timeout_ms from
+	 * then: a check that finds the next head incomplete closes the
+	 * connection if any of it has arrived since the previous check (after
+	 * a short grace, head_timeout_ms / 8, when the latest bytes are
+	 * fresh, so a head caught mid-flight by the check is not cut); if
+	 * nothing has arrived the connection is only idle and is left to
+	 * idle_timeout_s. */
+	unsigned head_timeout_ms;
+	/* A body must be complete within this many ms (default 60000) of
+	 * the end of its head, else the client gets 408 request_timeout and
+	 * the connection is closed.  Parked requests are exempt from both
+	 * deadlines. */
+	unsigned body_timeout_ms;
 	/* A connection with no traffic for this long is closed.  Parked
 	 * requests are exempt (MHD does not time out suspended connections
 	 * and restarts the clock on resume), so long polls are not cut. */
@@ -58,11 +102,17 @@ typedef struct http_server_config {
 	/* Largest accepted request body.  A larger one is answered 413
 	 * payload_too_large without calling the handler: refused from its
 	 * Content-Length before any of it is read, or, for a chunked body,
-	 * read and dropped once the limit is crossed (MHD cannot answer in
-	 * mid-body); a chunked body going past 8 times the limit gets the
-	 * connection closed instead. */
+	 * as soon as the limit is crossed (the answer is written past MHD,
+	 * which cannot answer mid-body); the connection is then closed once
+	 * the client stops sending, at the latest 1 s later or after 8
+	 * times the limit more. */
 	size_t max_body;
 	int backlog; /* listen(2) backlog */
+	/* HTTPS: PEM text of the certificate (chain) and of its unencrypted
+	 * private key, borrowed during http_server_start() only.  Both or
+	 * neither; with both, every connection is TLS (GnuTLS, in MHD). */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
 	/* How long http_server_close() waits for answers already queued
 	 * to be written before it drops the remaining connections. */
 	unsigned close_grace_ms;
@@ -87,6 +137,13 @@ typedef struct http_server_stats {
 	uint64_t aborted;          /* parked requests dropped (client gone) */
 	uint64_t bytes_in;         /* request header + body bytes */
 	uint64_t bytes_out;        /* response body bytes (headers excluded) */
+	/* Connections refused at accept (not counted in `connections` nor
+	 * in the responses): server full (or out of memory), or too many
+	 * from the client's address. */
+	uint64_t refused_full;
+	uint64_t refused_per_address;
+	uint64_t head_timeouts; /* closed: head not in by its deadline */
+	uint64_t body_timeouts; /* closed (after a 408): body too slow */
 	uint32_t open_connections; /* now */
 	uint32_t pending;          /* parked requests now */
 	uint32_t in_flight;        /* requests begun, not yet finished, now */
@@ -99,6 +156,9 @@ typedef struct http_server_stats {
  *   -HORA_EBUSY   address in use ("cannot listen on 127.0.0.1:7070:
  *                 address already in use")
  *   -HORA_EUNAVAIL address not available on this host (e.g. no IPv6)
+ *   -HORA_EINVAL  (field "tls") only one of the PEMs, or MHD refused
+ *                 them ("... GnuTLS failed to setup x509 certificate/key")
+ *   -HORA_EUNAVAIL (field "tls") libmicrohttpd built without TLS
  *   -HORA_EIO / -HORA_ENOMEM  other socket, MHD or allocation failures
  * with the sentence in *err (may be NULL).  Nothing is left open on error.
  */
@@ -161,6 +221,9 @@ const char *http_request_body(const http_request *req, size_t *len);
 
 /* Client address, "127.0.0.1:51234" or "[::1]:51234". */
 const char *http_request_peer(const http_request *req);
+
+/* Whether the request came over TLS (the scheme is https). */
+bool http_request_is_tls(const http_request *req);
 
 /*
  * Tell `cb(req, ud)` if the request is dropped before it is answered: the

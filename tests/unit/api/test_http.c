@@ -24,9 +24,19 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <uv.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "api/http.h"
 #include "core/alloc.h"
@@ -76,6 +86,10 @@ struct fx {
 	long connects;    /* keep-alive run: connections opened */
 	double rps;
 	char last_log[512];
+	double t[32];     /* raw-socket scripts: measured times, s */
+	int n;            /* ... and how many */
+	char raw[4][1024]; /* ... and what they read */
+	const char *ca_pem; /* TLS: the server's certificate, to trust */
 };
 
 static double now_s(void)
@@ -139,12 +153,14 @@ static int fx_start(fx *f, const http_server_config *base_cfg)
 	}
 	f->port = http_server_port(f->srv);
 	assert_true(f->port != 0);
+	if (cfg.tls_cert_pem != NULL)
+		f->ca_pem = cfg.tls_cert_pem;
 	if (strchr(cfg.host, ':') != NULL)
-		snprintf(f->base, sizeof f->base, "http://[%s]:%u", cfg.host,
-			 f->port);
+		snprintf(f->base, sizeof f->base, "%s://[%s]:%u",
+			 f->ca_pem ? "https" : "http", cfg.host, f->port);
 	else
-		snprintf(f->base, sizeof f->base, "http://%s:%u", cfg.host,
-			 f->port);
+		snprintf(f->base, sizeof f->base, "%s://%s:%u",
+			 f->ca_pem ? "https" : "http", cfg.host, f->port);
 	return 0;
 }
 
@@ -202,7 +218,7 @@ static size_t on_curl_header(char *p, size_t sz, size_t n, void *ud)
 
 typedef struct upload {
 	const char *data;
-	size_t len, off;
+	size_t len, off, chunk;
 } upload;
 
 static size_t on_curl_read(char *buf, size_t sz, size_t n, void *ud)
@@ -211,8 +227,8 @@ static size_t on_curl_read(char *buf, size_t sz, size_t n, void *ud)
 	size_t len = sz * n;
 	if (len > u->len - u->off)
 		len = u->len - u->off;
-	if (len > 700) /* several chunks */
-		len = 700;
+	if (len > u->chunk) /* several chunks */
+		len = u->chunk;
 	memcpy(buf, u->data + u->off, len);
 	u->off += len;
 	return len;
@@ -223,8 +239,10 @@ typedef struct req_opts {
 	const char *body;
 	size_t body_len;
 	bool chunked;
+	size_t chunk; /* chunked: largest chunk; 0: 700 */
 	const char *hdr[4];
 	long timeout_ms;
+	const char *iface; /* local address to connect from */
 } req_opts;
 
 /* One transfer on `c` (kept for keep-alive) or on a fresh handle. */
@@ -255,12 +273,20 @@ static void do_req(fx *f, CURL *c, const char *path, const req_opts *o,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
 			 o->timeout_ms ? o->timeout_ms : 10000L);
+	if (o->iface != NULL)
+		curl_easy_setopt(c, CURLOPT_INTERFACE, o->iface);
+	if (f->ca_pem != NULL) {
+		struct curl_blob ca = {(void *)f->ca_pem, strlen(f->ca_pem),
+				       CURL_BLOB_COPY};
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
+	}
 	for (i = 0; i < 4 && o->hdr[i] != NULL; i++)
 		hdrs = curl_slist_append(hdrs, o->hdr[i]);
 	if (o->chunked) {
 		up.data = o->body;
 		up.len = o->body_len;
 		up.off = 0;
+		up.chunk = o->chunk ? o->chunk : 700;
 		hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_curl_read);
@@ -282,6 +308,107 @@ static void do_req(fx *f, CURL *c, const char *path, const req_opts *o,
 	if (own)
 		curl_easy_cleanup(c);
 }
+
+/* --- raw sockets (script thread) ------------------------------------------ */
+
+/* A blocking TCP connection to the server, from `src` (an IPv4 address
+ * of this host, e.g. "127.0.0.2") when not NULL; -1 on failure. */
+static int raw_open(fx *f, const char *src)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(f->port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	if (src != NULL) {
+		struct sockaddr_in me = {.sin_family = AF_INET};
+		inet_pton(AF_INET, src, &me.sin_addr);
+		if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool raw_send(int fd, const void *p, size_t n)
+{
+	return send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+/*
+ * Read into buf (NUL-terminated, `*len` bytes so far) for up to `ms`,
+ * until EOF or an error, or, with `whole`, until one response with its
+ * Content-Length body is in.  Returns 1 if the server closed (EOF or
+ * reset), 0 otherwise.
+ */
+static int raw_read(int fd, char *buf, size_t cap, size_t *len, long ms,
+		    bool whole)
+{
+	double end = now_s() + (double)ms / 1000.0;
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long left = (long)((end - now_s()) * 1000.0);
+		char tmp[4096];
+		ssize_t n;
+
+		if (whole) {
+			const char *eoh = strstr(buf, "\r\n\r\n");
+			const char *cl = strstr(buf, "Content-Length: ");
+			if (eoh != NULL && cl != NULL &&
+			    *len >= (size_t)(eoh + 4 - buf) +
+					    strtoul(cl + 16, NULL, 10))
+				return 0;
+		}
+		if (left <= 0)
+			return 0;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		n = recv(fd, tmp, sizeof tmp, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 1;
+		if ((size_t)n > cap - 1 - *len)
+			n = (ssize_t)(cap - 1 - *len);
+		memcpy(buf + *len, tmp, (size_t)n);
+		*len += (size_t)n;
+		buf[*len] = '\0';
+	}
+}
+
+/* Whether the server has closed `fd`, without waiting. */
+static bool raw_closed(int fd)
+{
+	char tmp[4096];
+	ssize_t n = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+
+	while (n > 0)
+		n = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+	return n == 0 || (errno != EAGAIN && errno != EINTR);
+}
+
+/* One request on `fd` and its response, into buf; true if it came. */
+static bool raw_exchange(int fd, const char *req, size_t req_len, char *buf,
+			 size_t cap)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (!raw_send(fd, req, req_len))
+		return false;
+	raw_read(fd, buf, cap, &len, 3000, true);
+	return strstr(buf, "\r\n\r\n") != NULL;
+}
+
+static const char get_echo[] = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
 
 /* --- the handler (loop thread) ------------------------------------------- */
 
@@ -372,12 +499,13 @@ static void echo(http_request *req)
 	n = snprintf(out, sizeof out,
 		     "method=%s path=%s limit=%s labels=%s nlabels=%zu all=%d "
 		     "flag=[%s] missing=%s sp=[%s] xtest=%s len=%zu peer=%s "
-		     "body=%.*s",
+		     "tls=%d body=%.*s",
 		     http_request_method(req), http_request_path(req),
 		     nz(http_request_query(req, "limit")), labels, nl, all,
 		     nz(flag), nz(missing), nz(http_request_query(req, "sp")),
 		     nz(xt), blen, http_request_peer(req),
-		     blen > 200 ? 200 : (int)blen, body);
+		     http_request_is_tls(req), blen > 200 ? 200 : (int)blen,
+		     body);
 	assert_int_equal(http_response_header(req, "X-Resp", "yes"), 0);
 	assert_int_equal(http_respond(req, 200, "text/plain", out,
 				      (size_t)n),
@@ -532,6 +660,7 @@ static void test_basic(void **state)
 	assert_non_null(strstr(f.r[0].body, "flag=[] missing=(null)"));
 	assert_non_null(strstr(f.r[0].body, "sp=[a b!] xtest=hello len=0"));
 	assert_non_null(strstr(f.r[0].body, "peer=127.0.0.1:"));
+	assert_non_null(strstr(f.r[0].body, "tls=0 "));
 	assert_non_null(strstr(f.r[0].headers, "X-Resp: yes\r\n"));
 	assert_non_null(strstr(f.r[0].headers, "Content-Type: text/plain"));
 
@@ -746,10 +875,13 @@ static void test_too_large(void **state)
 	assert_non_null(strstr(f.r[3].body, "len=1024 "));
 	assert_int_equal(f.r[4].status, 200);
 	assert_non_null(strstr(f.r[4].body, "len=1024 "));
-	/* Chunked, past 8 x the limit: cut off, and the next is fine. */
-	assert_int_not_equal(f.r[5].rc, CURLE_OK);
+	/* Chunked, far past the limit: the 413 is written as soon as the
+	 * limit is crossed (past MHD), and the next request is fine. */
+	assert_int_equal(f.r[5].rc, CURLE_OK);
+	assert_int_equal(f.r[5].status, 413);
+	assert_string_equal(f.r[5].body, want);
+	assert_non_null(strstr(f.r[5].headers, "Connection: close"));
 	assert_int_equal(f.r[6].status, 200);
-	assert_non_null(strstr(f.last_log, "refused body goes on past 8192"));
 	/* The handler saw only those that fit. */
 	assert_int_equal(f.handled, 3);
 	assert_int_equal(f.stats.too_large, 4);
@@ -1097,6 +1229,615 @@ static void test_start_oom(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* --- slow and many clients ------------------------------------------------ */
+
+enum { SLOW_N = 16 };
+
+/* Connections dripping a head one byte every 50 ms, and a normal request
+ * made meanwhile. */
+static void script_slowloris(fx *f)
+{
+	static const char start[] = "GET /echo HTTP/1.1\r\nHost: x\r\n";
+	static const char drip[] = "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+	int fd[SLOW_N], i, step, open_n = SLOW_N;
+	double t0[SLOW_N];
+
+	for (i = 0; i < SLOW_N; i++) {
+		t0[i] = now_s();
+		fd[i] = raw_open(f, NULL);
+		f->t[i] = -1;
+		if (fd[i] >= 0)
+			raw_send(fd[i], start, sizeof start - 1);
+	}
+	for (step = 0; step < 60 && open_n > 0; step++) {
+		for (i = 0; i < SLOW_N; i++) {
+			if (fd[i] < 0)
+				continue;
+			(void)send(fd[i], &drip[step % (sizeof drip - 1)], 1,
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (raw_closed(fd[i])) {
+				f->t[i] = now_s() - t0[i];
+				close(fd[i]);
+				fd[i] = -1;
+				open_n--;
+			}
+		}
+		if (step == 2)
+			do_req(f, NULL, "/echo", NULL, &f->r[0]);
+		sleep_ms(50);
+	}
+	for (i = 0; i < SLOW_N; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+}
+
+static void test_head_deadline(void **state)
+{
+	http_server_config cfg = {.head_timeout_ms = 300};
+	fx f;
+	int i;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_slowloris);
+	/* Served promptly while the slow ones hold their connections. */
+	assert_int_equal(f.r[0].status, 200);
+	assert_true(f.r[0].seconds < 0.5);
+	for (i = 0; i < SLOW_N; i++) {
+		/* Closed at the deadline, not at MHD's idle timeout (each
+		 * byte restarts that one). */
+		assert_true(f.t[i] >= 0.25);
+		assert_true(f.t[i] < 1.2);
+	}
+	assert_int_equal(f.stats.head_timeouts, SLOW_N);
+	assert_int_equal(f.handled, 1);
+}
+
+/* Keep-alive connections: one drips its next head right after an
+ * answer, one sits idle for 3 deadlines then asks again, one sits idle
+ * for 2 deadlines then drips. */
+static void script_keepalive_heads(fx *f)
+{
+	static const char next[] = "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: b";
+	char buf[2048];
+	int a = raw_open(f, NULL), b = raw_open(f, NULL), c = raw_open(f, NULL);
+	double t_a, t_c = 0;
+	size_t i;
+
+	f->t[0] = f->t[1] = -1;
+	f->ok = raw_exchange(a, get_echo, sizeof get_echo - 1, buf, sizeof buf) &&
+		raw_exchange(b, get_echo, sizeof get_echo - 1, buf, sizeof buf) &&
+		raw_exchange(c, get_echo, sizeof get_echo - 1, buf, sizeof buf);
+	t_a = now_s();
+	/* a: drip the next head at once; b and c: idle. */
+	for (i = 0; i < 40 && f->t[0] < 0; i++) {
+		(void)send(a, &next[i % (sizeof next - 1)], 1,
+			   MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (raw_closed(a))
+			f->t[0] = now_s() - t_a;
+		sleep_ms(50);
+	}
+	while (now_s() - t_a < 0.9)
+		sleep_ms(10);
+	/* b, idle for three deadlines, is still there and served. */
+	f->n = raw_exchange(b, get_echo, sizeof get_echo - 1, f->raw[0],
+			    sizeof f->raw[0]);
+	/* c starts dripping after its idle time. */
+	t_c = now_s();
+	for (i = 0; i < 40 && f->t[1] < 0; i++) {
+		(void)send(c, &next[i % (sizeof next - 1)], 1,
+			   MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (raw_closed(c))
+			f->t[1] = now_s() - t_c;
+		sleep_ms(50);
+	}
+	close(a);
+	close(b);
+	close(c);
+}
+
+static void test_head_deadline_keepalive(void **state)
+{
+	http_server_config cfg = {.head_timeout_ms = 300};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_keepalive_heads);
+	assert_true(f.ok);
+	/* The head must be in 300 ms after the answer (plus, at most, the
+	 * grace of 300 / 8 ms for bytes fresh at the check). */
+	assert_true(f.t[0] >= 0.25);
+	assert_true(f.t[0] < 1.0);
+	/* Idle is not slow. */
+	assert_true(f.n);
+	assert_non_null(strstr(f.raw[0], "HTTP/1.1 200"));
+	/* Dripping after an idle spell: cut within one check period. */
+	assert_true(f.t[1] >= 0);
+	assert_true(f.t[1] < 0.9);
+	assert_int_equal(f.stats.head_timeouts, 2);
+	assert_int_equal(f.handled, 4);
+}
+
+static void script_slow_body(fx *f)
+{
+	static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "Content-Length: 100\r\n\r\n";
+	int fd = raw_open(f, NULL), i;
+	size_t len = 0;
+	double t0 = now_s();
+
+	f->t[0] = -1;
+	raw_send(fd, head, sizeof head - 1);
+	for (i = 0; i < 60; i++) {
+		(void)send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (raw_read(fd, f->raw[0], sizeof f->raw[0], &len, 50,
+			     false)) {
+			f->t[0] = now_s() - t0;
+			break;
+		}
+	}
+	close(fd);
+	/* A body that comes in time is fine. */
+	do_req(f, NULL, "/echo",
+	       &(req_opts){.body = "quick", .body_len = 5,
+			   .hdr = {"Content-Type: text/plain"}},
+	       &f->r[0]);
+}
+
+static void test_body_deadline(void **state)
+{
+	http_server_config cfg = {.head_timeout_ms = 300,
+				  .body_timeout_ms = 300};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_slow_body);
+	assert_true(f.t[0] >= 0.25);
+	assert_true(f.t[0] < 1.2);
+	assert_non_null(strstr(f.raw[0], "HTTP/1.1 408 Request Timeout\r\n"));
+	assert_non_null(strstr(f.raw[0], "\"code\":\"request_timeout\""));
+	assert_int_equal(f.r[0].status, 200);
+	assert_int_equal(f.stats.body_timeouts, 1);
+	assert_int_equal(f.stats.head_timeouts, 0);
+	assert_int_equal(f.handled, 1);
+}
+
+enum { CAP_K = 4 };
+
+static void script_full(fx *f)
+{
+	int fd[CAP_K], i, tries;
+	char buf[2048];
+
+	f->ok = 0;
+	for (i = 0; i < CAP_K; i++) {
+		fd[i] = raw_open(f, NULL);
+		/* Served, so accepted and open (kept alive). */
+		if (raw_exchange(fd[i], get_echo, sizeof get_echo - 1, buf,
+				 sizeof buf) &&
+		    strstr(buf, "HTTP/1.1 200") != NULL)
+			f->ok++;
+	}
+	/* K+1-th: answered at once, not left in the backlog. */
+	do_req(f, NULL, "/echo", &(req_opts){.timeout_ms = 5000}, &f->r[0]);
+	/* Again and again: every refusal arrives whole. */
+	f->n = 0;
+	for (i = 0; i < 20; i++) {
+		do_req(f, NULL, "/echo", &(req_opts){.timeout_ms = 5000},
+		       &f->r[1]);
+		if (f->r[1].rc == CURLE_OK && f->r[1].status == 503)
+			f->n++;
+	}
+	close(fd[0]);
+	close(fd[1]);
+	for (tries = 0; tries < 40; tries++) {
+		do_req(f, NULL, "/echo", NULL, &f->r[2]);
+		if (f->r[2].status == 200)
+			break;
+		sleep_ms(25);
+	}
+	f->t[0] = tries;
+	for (i = 2; i < CAP_K; i++)
+		close(fd[i]);
+}
+
+static void test_max_connections(void **state)
+{
+	http_server_config cfg = {.max_connections = CAP_K};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_full);
+	assert_int_equal(f.ok, CAP_K);
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 503);
+	assert_true(f.r[0].seconds < 1.0);
+	assert_string_equal(f.r[0].body,
+			    "{\"error\":{\"code\":\"unavailable\",\"message\":"
+			    "\"the server has too many open connections; try "
+			    "again later\"}}");
+	assert_non_null(strstr(f.r[0].headers, "Retry-After: 1\r\n"));
+	assert_non_null(strstr(f.r[0].headers, "Connection: close\r\n"));
+	assert_non_null(strstr(f.r[0].headers,
+			       "Content-Type: application/json\r\n"));
+	assert_int_equal(f.n, 20);
+	/* Room again once some closed. */
+	assert_int_equal(f.r[2].status, 200);
+	assert_true(f.t[0] < 40);
+	assert_int_equal(f.stats.refused_full, 21);
+	assert_int_equal(f.stats.connections, CAP_K + 1 + (long)f.t[0]);
+	assert_int_equal(f.handled, CAP_K + 1);
+}
+
+static void script_per_address(fx *f)
+{
+	int a = raw_open(f, NULL), b = raw_open(f, NULL);
+	char buf[2048];
+
+	f->ok = raw_exchange(a, get_echo, sizeof get_echo - 1, buf,
+			     sizeof buf) &&
+		raw_exchange(b, get_echo, sizeof get_echo - 1, buf,
+			     sizeof buf);
+	do_req(f, NULL, "/echo", NULL, &f->r[0]);
+	/* Another address of this host is not affected. */
+	do_req(f, NULL, "/echo", &(req_opts){.iface = "127.0.0.2"}, &f->r[1]);
+	close(a);
+	sleep_ms(100);
+	do_req(f, NULL, "/echo", NULL, &f->r[2]);
+	close(b);
+}
+
+static void test_per_address(void **state)
+{
+	http_server_config cfg = {.max_per_address = 2};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_per_address);
+	assert_true(f.ok);
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 429);
+	assert_true(f.r[0].seconds < 1.0);
+	assert_non_null(strstr(f.r[0].body, "\"code\":\"overloaded\""));
+	assert_non_null(strstr(f.r[0].headers, "Retry-After: 1\r\n"));
+	assert_int_equal(f.r[1].status, 200);
+	assert_non_null(strstr(f.r[1].body, "peer=127.0.0.2:"));
+	assert_int_equal(f.r[2].status, 200);
+	assert_int_equal(f.stats.refused_per_address, 1);
+	assert_int_equal(f.stats.refused_full, 0);
+}
+
+static void script_parked_deadlines(fx *f)
+{
+	CURL *c = curl_easy_init();
+	req_opts post = {.method = "POST", .body = "payload", .body_len = 7,
+			 .hdr = {"Content-Type: text/plain"}};
+
+	/* Parked well past both deadlines. */
+	do_req(f, c, "/async?ms=1000", NULL, &f->r[0]);
+	do_req(f, c, "/async?ms=800", &post, &f->r[1]);
+	/* Then idle on the same connection past several head deadlines. */
+	sleep_ms(700);
+	do_req(f, c, "/echo", NULL, &f->r[2]);
+	curl_easy_cleanup(c);
+}
+
+static void test_deadlines_spare_parked(void **state)
+{
+	http_server_config cfg = {.head_timeout_ms = 300,
+				  .body_timeout_ms = 300};
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	fx_run(&f, script_parked_deadlines);
+	assert_int_equal(f.r[0].status, 200);
+	assert_string_equal(f.r[0].body, "late");
+	assert_true(f.r[0].seconds >= 0.95);
+	assert_int_equal(f.r[1].status, 200);
+	assert_true(f.r[1].seconds >= 0.75);
+	assert_int_equal(f.r[2].status, 200);
+	assert_int_equal(f.r[1].connects + f.r[2].connects, 0);
+	assert_int_equal(f.stats.head_timeouts, 0);
+	assert_int_equal(f.stats.body_timeouts, 0);
+	assert_int_equal(atomic_load(&f.aborted), 0);
+}
+
+static void script_chunked_10mb(fx *f)
+{
+	size_t n = 10u << 20;
+	char *big = filled(n);
+	req_opts o = {.body = big, .body_len = n, .chunked = true,
+		      .chunk = 64 * 1024, .timeout_ms = 20000};
+
+	do_req(f, NULL, "/echo", &o, &f->r[0]);
+	do_req(f, NULL, "/echo", NULL, &f->r[1]);
+	hora_free(big);
+}
+
+static void test_chunked_too_large(void **state)
+{
+	char want[160];
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_chunked_10mb);
+	snprintf(want, sizeof want,
+		 "{\"error\":{\"code\":\"payload_too_large\",\"message\":"
+		 "\"request body exceeds %zu bytes\"}}",
+		 (size_t)HTTP_DEFAULT_MAX_BODY);
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 413);
+	assert_string_equal(f.r[0].body, want);
+	assert_non_null(strstr(f.r[0].headers,
+			       "Content-Type: application/json\r\n"));
+	assert_true(f.r[0].seconds < 5.0);
+	assert_int_equal(f.r[1].status, 200);
+	assert_int_equal(f.stats.too_large, 1);
+	assert_int_equal(f.stats.status[4], 1);
+	assert_int_equal(f.handled, 1);
+}
+
+static void script_raw_nul(fx *f)
+{
+	static const char nul_path[] = "PUT /v1/jobs/zz\0evil HTTP/1.1\r\n"
+				       "Host: x\r\nContent-Length: 0\r\n\r\n";
+	static const char nul_query[] = "GET /echo?a=b\0c HTTP/1.1\r\n"
+					"Host: x\r\n\r\n";
+	static const char ctl_path[] = "GET /ec\x01ho HTTP/1.1\r\n"
+				       "Host: x\r\n\r\n";
+	static const char nul_method[] = "GE\0T /echo HTTP/1.1\r\n"
+					 "Host: x\r\n\r\n";
+	const struct {
+		const char *p;
+		size_t n;
+	} reqs[] = {
+		{nul_path, sizeof nul_path - 1},
+		{nul_query, sizeof nul_query - 1},
+		{ctl_path, sizeof ctl_path - 1},
+		{nul_method, sizeof nul_method - 1},
+	};
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		int fd = raw_open(f, NULL);
+		raw_exchange(fd, reqs[i].p, reqs[i].n, f->raw[i],
+			     sizeof f->raw[i]);
+		close(fd);
+	}
+	/* The same, clean, is served. */
+	do_req(f, NULL, "/echo?a=b", NULL, &f->r[0]);
+}
+
+static void test_nul_in_target(void **state)
+{
+	fx f;
+	int i;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_raw_nul);
+	for (i = 0; i < 4; i++) {
+		assert_non_null(strstr(f.raw[i], "HTTP/1.1 400 "));
+		assert_non_null(strstr(f.raw[i],
+				       "{\"error\":{\"code\":\"invalid_argument"
+				       "\",\"message\":\"the request target "
+				       "contains a NUL or control byte\"}}"));
+	}
+	assert_int_equal(f.r[0].status, 200);
+	/* The handler saw only the clean one. */
+	assert_int_equal(f.handled, 1);
+	assert_int_equal(f.stats.status[4], 4);
+}
+
+enum { EMFILE_K = 6 };
+
+/* The server out of descriptors: connections are still answered (503),
+ * not left in the backlog. */
+static void script_emfile(fx *f)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(f->port)};
+	struct rlimit old, low;
+	int fd[EMFILE_K], i, probe;
+	size_t len;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* Sockets first: while the limit is down nobody gets a new fd. */
+	for (i = 0; i < EMFILE_K; i++)
+		fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	close(probe);
+	getrlimit(RLIMIT_NOFILE, &old);
+	low = old;
+	low.rlim_cur = (rlim_t)probe; /* every fd below is in use */
+	f->ok = setrlimit(RLIMIT_NOFILE, &low) == 0;
+	for (i = 0; i < EMFILE_K; i++) {
+		if (connect(fd[i], (struct sockaddr *)&sa, sizeof sa) == 0)
+			raw_send(fd[i], get_echo, sizeof get_echo - 1);
+	}
+	f->n = 0;
+	for (i = 0; i < EMFILE_K; i++) {
+		char buf[1024] = "";
+		len = 0;
+		raw_read(fd[i], buf, sizeof buf, &len, 2000, true);
+		if (strstr(buf, "HTTP/1.1 503 ") != NULL)
+			f->n++;
+	}
+	setrlimit(RLIMIT_NOFILE, &old);
+	for (i = 0; i < EMFILE_K; i++)
+		close(fd[i]);
+	/* Descriptors again: served. */
+	do_req(f, NULL, "/echo", NULL, &f->r[0]);
+}
+
+static void test_out_of_descriptors(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_emfile);
+	assert_true(f.ok);
+	assert_int_equal(f.n, EMFILE_K);
+	assert_int_equal(f.stats.refused_full, EMFILE_K);
+	assert_int_equal(f.r[0].status, 200);
+}
+
+/* --- TLS ------------------------------------------------------------------ */
+
+static char *bio_text(BIO *b)
+{
+	char *data, *out;
+	long n = BIO_get_mem_data(b, &data);
+
+	out = hora_malloc((size_t)n + 1);
+	assert_non_null(out);
+	memcpy(out, data, (size_t)n);
+	out[n] = '\0';
+	return out;
+}
+
+/* A throwaway self-signed P-256 certificate for 127.0.0.1, as PEM. */
+static void make_cert(char **cert_pem, char **key_pem)
+{
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	X509_NAME *name;
+	X509V3_CTX ctx;
+	BIO *b;
+	const char *exts[][2] = {{"basicConstraints", "critical,CA:TRUE"},
+				 {"subjectAltName", "IP:127.0.0.1"}};
+	size_t i;
+
+	assert_non_null(key);
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+				   (const unsigned char *)"localhost", -1, -1,
+				   0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	for (i = 0; i < 2; i++) {
+		X509_EXTENSION *e =
+			X509V3_EXT_conf(NULL, &ctx, exts[i][0], exts[i][1]);
+		assert_non_null(e);
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509(b, x);
+	*cert_pem = bio_text(b);
+	BIO_free(b);
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL);
+	*key_pem = bio_text(b);
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(key);
+}
+
+static void script_tls(fx *f)
+{
+	CURL *c = curl_easy_init();
+	char *big = filled(20000);
+	req_opts post = {.body = "over tls", .body_len = 8,
+			 .hdr = {"Content-Type: text/plain"}};
+	req_opts chunked = {.body = big, .body_len = 20000, .chunked = true,
+			    .hdr = {"Expect:"}};
+	int a, b;
+
+	do_req(f, c, "/echo?limit=1", NULL, &f->r[0]);
+	do_req(f, c, "/echo", &post, &f->r[1]);
+	/* 413 in mid-body, written through MHD's TLS session. */
+	do_req(f, NULL, "/echo", &chunked, &f->r[2]);
+	/* Full (c holds one of 3, a and b the others): refused with a TLS
+	 * alert, at once. */
+	a = raw_open(f, NULL);
+	b = raw_open(f, NULL);
+	sleep_ms(100);
+	do_req(f, NULL, "/echo", &(req_opts){.timeout_ms = 5000}, &f->r[3]);
+	close(a);
+	close(b);
+	curl_easy_cleanup(c);
+	hora_free(big);
+}
+
+static void test_tls(void **state)
+{
+	char *cert, *key;
+	http_server_config cfg = {.max_body = 1024, .max_connections = 3};
+	fx f;
+
+	(void)state;
+	make_cert(&cert, &key);
+	cfg.tls_cert_pem = cert;
+	cfg.tls_key_pem = key;
+	assert_int_equal(fx_start(&f, &cfg), 0);
+	/* Borrowed for the start only. */
+	memset(key, 'k', strlen(key));
+	fx_run(&f, script_tls);
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 200);
+	assert_non_null(strstr(f.r[0].body, "limit=1 "));
+	assert_non_null(strstr(f.r[0].body, "tls=1 "));
+	assert_int_equal(f.r[1].status, 200);
+	assert_non_null(strstr(f.r[1].body, "body=over tls"));
+	assert_int_equal(f.r[1].connects, 0);
+	assert_int_equal(f.r[2].rc, CURLE_OK);
+	assert_int_equal(f.r[2].status, 413);
+	assert_non_null(strstr(f.r[2].body, "payload_too_large"));
+	assert_int_not_equal(f.r[3].rc, CURLE_OK);
+	assert_true(f.r[3].seconds < 1.0);
+	assert_int_equal(f.stats.refused_full, 1);
+	assert_int_equal(f.handled, 2);
+	hora_free(cert);
+	hora_free(key);
+}
+
+static void test_tls_start_errors(void **state)
+{
+	http_server_config cfg = {0};
+	http_server *s = NULL;
+	hora_error err;
+	uv_loop_t loop;
+	char *cert, *key;
+
+	(void)state;
+	make_cert(&cert, &key);
+	uv_loop_init(&loop);
+	cfg.tls_cert_pem = cert;
+	assert_int_equal(http_server_start(&loop, &cfg, handler, NULL, &s,
+					   &err),
+			 -HORA_EINVAL);
+	assert_string_equal(err.field, "tls");
+	assert_non_null(strstr(err.msg, "only the certificate was given"));
+	cfg.tls_key_pem = "-----BEGIN PRIVATE KEY-----\nnope\n"
+			  "-----END PRIVATE KEY-----\n";
+	assert_int_equal(http_server_start(&loop, &cfg, handler, NULL, &s,
+					   &err),
+			 -HORA_EINVAL);
+	assert_string_equal(err.field, "tls");
+	assert_non_null(strstr(err.msg, "cannot start HTTPS server on "));
+	assert_null(s);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	hora_free(cert);
+	hora_free(key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1117,6 +1858,17 @@ int main(void)
 		cmocka_unit_test(test_runtime_oom),
 		cmocka_unit_test(test_close_grace),
 		cmocka_unit_test(test_start_oom),
+		cmocka_unit_test(test_head_deadline),
+		cmocka_unit_test(test_head_deadline_keepalive),
+		cmocka_unit_test(test_body_deadline),
+		cmocka_unit_test(test_max_connections),
+		cmocka_unit_test(test_per_address),
+		cmocka_unit_test(test_deadlines_spare_parked),
+		cmocka_unit_test(test_chunked_too_large),
+		cmocka_unit_test(test_nul_in_target),
+		cmocka_unit_test(test_out_of_descriptors),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tls_start_errors),
 	};
 	int rv;
 
