@@ -474,6 +474,10 @@ int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 	hc.host = cfg->host;
 	hc.port = cfg->port;
 	hc.log = http_log;
+	hc.tls_cert_pem = cfg->tls_cert_pem;
+	hc.tls_key_pem = cfg->tls_key_pem;
+	hc.max_connections = cfg->max_connections;
+	hc.max_per_address = cfg->max_per_address;
 	rv = http_server_start(loop, &hc, handle, a, &a->http, err);
 	if (rv != 0) {
 		guard_free(a->guard);
@@ -483,6 +487,11 @@ int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 	}
 	*out = a;
 	return 0;
+}
+
+void api_http_stats(const api *a, http_server_stats *out)
+{
+	http_server_stats_get(a->http, out);
 }
 
 uint16_t api_port(const api *a)

@@ -32,13 +32,21 @@ typedef struct api_config {
 	 * HTTP. */
 	const char *tls_cert_pem;
 	const char *tls_key_pem;
+	/* Connection caps (http.h); 0: the server's defaults. */
+	unsigned max_connections;
+	unsigned max_per_address;
 } api_config;
+
 
 typedef struct api api;
 
 /* Start serving.  Errors (bind failures, ...) are described in err. */
 int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 	      hora_error *err);
+
+typedef struct http_server_stats http_server_stats;
+/* The HTTP server's counters (connections, refusals, deadlines). */
+void api_http_stats(const api *a, http_server_stats *out);
 
 /* The bound port. */
 uint16_t api_port(const api *a);

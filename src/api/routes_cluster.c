@@ -575,6 +575,25 @@ void api_metrics(api_call *c)
 	    (unsigned long long)ts.accepted, (unsigned long long)ts.connected,
 	    (unsigned long long)ts.refused, (unsigned long long)ts.busy,
 	    (unsigned long long)ts.failed_out, ts.relayed);
+	http_server_stats hs;
+	api_http_stats(a, &hs);
+	out(&t, "# HELP hora_http_connections Open API connections.\n"
+		"# TYPE hora_http_connections gauge\n"
+		"hora_http_connections %u\n"
+		"# HELP hora_http_refused_total Connections answered at once "
+		"and closed: server full (503) or too many from one address "
+		"(429).\n# TYPE hora_http_refused_total counter\n"
+		"hora_http_refused_total{reason=\"full\"} %llu\n"
+		"hora_http_refused_total{reason=\"per_address\"} %llu\n"
+		"# HELP hora_http_deadlines_total Connections closed because "
+		"a request head or body was too slow.\n"
+		"# TYPE hora_http_deadlines_total counter\n"
+		"hora_http_deadlines_total{part=\"head\"} %llu\n"
+		"hora_http_deadlines_total{part=\"body\"} %llu\n",
+	    hs.open_connections, (unsigned long long)hs.refused_full,
+	    (unsigned long long)hs.refused_per_address,
+	    (unsigned long long)hs.head_timeouts,
+	    (unsigned long long)hs.body_timeouts);
 	out(&t, "# HELP hora_http_forwarded_total Requests relayed to the "
 		"leader.\n# TYPE hora_http_forwarded_total counter\n"
 		"hora_http_forwarded_total %llu\n",

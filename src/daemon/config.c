@@ -403,8 +403,8 @@ static const flag flags[] = {
 	 set_log_level, 0, 0, 0, false},
 	{"--log-format", "FMT", "text or json (default text)", set_log_format,
 	 0, 0, 0, false},
-	{"--max-connections", "N", "open API connections at most (default "
-				   "from the open-file limit)",
+	{"--max-connections", "N", "open API connections at most (default: "
+				   "the open-file limit less 256, at most 16384)",
 	 set_unsigned, AT(max_connections), 1, 1000000, true},
 	{"--max-connections-per-address", "N",
 	 "open API connections per client address (default 256, 0 = no "
@@ -732,6 +732,14 @@ int config_parse(int argc, char **argv, daemon_config *cfg, hora_error *err)
 		return rv;
 	if ((rv = check_exposure(cfg, err)) != 0)
 		return rv;
+	if (cfg->tls_cert != NULL) {
+		size_t n;
+		if ((rv = read_secret("--tls-cert", cfg->tls_cert, 1 << 20,
+				      &cfg->tls_cert_pem, &n, err)) != 0 ||
+		    (rv = read_secret("--tls-key", cfg->tls_key, 1 << 20,
+				      &cfg->tls_key_pem, &n, err)) != 0)
+			return rv;
+	}
 	return check_advertised(cfg, err);
 }
 
@@ -744,4 +752,9 @@ void config_free(daemon_config *cfg)
 		hora_free(cfg->cluster_key);
 	}
 	cfg->cluster_key = NULL;
+	if (cfg->tls_key_pem != NULL)
+		explicit_bzero(cfg->tls_key_pem, strlen(cfg->tls_key_pem));
+	hora_free(cfg->tls_key_pem);
+	hora_free(cfg->tls_cert_pem);
+	cfg->tls_key_pem = cfg->tls_cert_pem = NULL;
 }

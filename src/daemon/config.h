@@ -45,6 +45,8 @@ typedef struct daemon_config {
 	const char *tls_cert; /* PEM file paths; NULL: no TLS */
 	const char *tls_key;
 	const char *tls_ca;
+	char *tls_cert_pem; /* the two files' text, for the API server */
+	char *tls_key_pem;
 	const char *allowed_hosts;   /* guard.h lists, NULL: none */
 	const char *allowed_origins;
 	unsigned max_connections;    /* HTTP; 0: the server's default */

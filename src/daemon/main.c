@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "api/api.h"
 #include "api/forward.h"
+#include "api/http.h"
 #include "cluster/dispatch.h"
 #include "cluster/node.h"
 #include "core/log.h"
@@ -206,6 +208,24 @@ static const char *url_host(const char *url, char *buf, size_t cap)
 	return buf[0] == '[' ? buf + 1 : buf;
 }
 
+/* Raise the open-file limit to its hard maximum and leave 256
+ * descriptors for Raft, the disk, executions and relays: the rest may be
+ * API connections (at most 16384). */
+static unsigned default_max_connections(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 768;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 16384 + 256)
+		return 16384;
+	return rl.rlim_cur > 256 + 64 ? (unsigned)(rl.rlim_cur - 256) : 64;
+}
+
 /* One horad per data dir: a second would corrupt the Raft log. */
 static int lock_data_dir(horad *d)
 {
@@ -303,6 +323,13 @@ int main(int argc, char **argv)
 
 	ac.node = d.node;
 	ac.dispatch = d.dispatch;
+	ac.tls_cert_pem = d.cfg.tls_cert_pem;
+	ac.tls_key_pem = d.cfg.tls_key_pem;
+	ac.max_connections = d.cfg.max_connections
+				     ? d.cfg.max_connections
+				     : default_max_connections();
+	ac.max_per_address = d.cfg.max_per_address ? d.cfg.max_per_address
+						   : HTTP_NO_LIMIT;
 	if ((rv = forwarder_new(d.loop, &d.forwarder, &err)) != 0) {
 		log_error("%s", err.msg);
 		return 1;
