@@ -14,3 +14,5 @@ echo "== bench_dispatch (dispatch lateness, 100k jobs, 2000 runs/s, 4 workers)"
 python3 "$here/bench_dispatch.py" "$build" --seconds 20
 echo "== bench_cluster (3 nodes: failover, hand-over, writes, dispatch)"
 python3 "$here/bench_cluster.py" "$build"
+echo "== bench_raft_modes (3 nodes: plain, cluster key, TLS)"
+python3 "$here/bench_raft_modes.py" "$build" --seconds 10
