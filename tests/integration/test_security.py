@@ -568,6 +568,20 @@ class RaftPortTls(SecurityCase):
     over TLS; a peer without a certificate of the cluster's CA is not
     heard."""
 
+    def assertTlsIntruderRefused(self, port, ctx):
+        """A TLS client with `ctx` is refused: the handshake fails or the
+        connection is closed after C-Raft's handshake is sent."""
+        raw = socket.create_connection(("127.0.0.1", port))
+        tls = None
+        try:
+            tls = ctx.wrap_socket(raw)
+            tls.sendall(raft_handshake())
+            self.assertTrue(closed_by_peer(tls))
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+        finally:
+            (tls or raw).close()
+
     def test_tls_cluster(self):
         d = self.tempdir("hora-pki-")
         pki = make_pki(d)
@@ -590,31 +604,12 @@ class RaftPortTls(SecurityCase):
 
         # plain bytes to a TLS Raft port
         self.assertTrue(raft_send(fol.raft_port, raft_handshake()))
-        # TLS without a client certificate
-        raw = socket.create_connection(("127.0.0.1", fol.raft_port))
+        # TLS without a client certificate, then with one of another CA
         cctx = ssl.create_default_context(cafile=pki["ca.pem"])
         cctx.check_hostname = False
-        tls = None
-        try:
-            tls = cctx.wrap_socket(raw)
-            tls.sendall(raft_handshake())
-            self.assertTrue(closed_by_peer(tls))
-        except (ssl.SSLError, ConnectionResetError):
-            pass
-        finally:
-            (tls or raw).close()
-        # a certificate of another CA
-        raw = socket.create_connection(("127.0.0.1", fol.raft_port))
+        self.assertTlsIntruderRefused(fol.raft_port, cctx)
         cctx.load_cert_chain(pki["rogue.pem"], pki["rogue.key"])
-        tls = None
-        try:
-            tls = cctx.wrap_socket(raw)
-            tls.sendall(raft_handshake())
-            self.assertTrue(closed_by_peer(tls))
-        except (ssl.SSLError, ConnectionResetError):
-            pass
-        finally:
-            (tls or raw).close()
+        self.assertTlsIntruderRefused(fol.raft_port, cctx)
         self.assertEqual(term_of(lead), term)
         for nd in c.members:
             self.assertTrue(nd.running(), nd.log_tail_block())
