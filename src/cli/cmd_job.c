@@ -128,11 +128,19 @@ enum put_kind {
 	PUT_INT,      /* integer in [min, max] */
 	PUT_ENUM,     /* one of `choices` ("a|b|c") */
 	PUT_JSON,     /* any JSON text */
+	PUT_RETRIES,  /* N retries: max_attempts = N + 1 */
+	PUT_ENTRY,    /* "K<sep>V" into the object at `path` (sep: choices) */
+	PUT_TRUE,     /* no value: true */
 };
 
+/*
+ * Every job flag of `hora job put`: the flag, where its value goes in the
+ * job JSON (a dotted path: "retry.backoff" is job.retry.backoff), how it
+ * is checked.  Adding a flag is adding a row.
+ */
 static const struct put_flag {
 	const char *flag;
-	const char *key; /* top-level job field */
+	const char *path;
 	enum put_kind kind;
 	long min, max;
 	const char *choices;
@@ -150,6 +158,15 @@ static const struct put_flag {
 	{"--start-at", "start_at", PUT_TIME, 0, 0, NULL},
 	{"--end-at", "end_at", PUT_TIME, 0, 0, NULL},
 	{"--max-runs", "max_runs", PUT_INT, 1, LONG_MAX, NULL},
+	{"--paused", "paused", PUT_TRUE, 0, 0, NULL},
+	{"--retries", "retry.max_attempts", PUT_RETRIES, 0, 10000, NULL},
+	{"--backoff", "retry.backoff", PUT_DURATION, 0, 0, NULL},
+	{"--max-backoff", "retry.max_backoff", PUT_DURATION, 0, 0, NULL},
+	{"--label", "labels", PUT_ENTRY, 0, 0, "="},
+	{"--header", "http.headers", PUT_ENTRY, 0, 0, ":"},
+	{"--http", "http.url", PUT_STR, 0, 0, NULL},
+	{"--method", "http.method", PUT_STR, 0, 0, NULL},
+	{"--body", "http.body", PUT_STR, 0, 0, NULL},
 };
 
 static bool put_choice_ok(const char *choices, const char *v)
@@ -186,14 +203,58 @@ static json_t *put_sub(json_t *obj, const char *key)
 	return sub;
 }
 
-/* Convert one table-driven flag value into obj[f->key].  Returns CLI_OK,
- * or prints and returns CLI_USAGE / CLI_FAILURE. */
-static int put_apply_flag(json_t *obj, const struct put_flag *f,
+/* The object holding the last part of `path` (created on the way) and
+ * that part's name in *leaf (at most `cap` bytes); NULL on allocation
+ * failure. */
+static json_t *put_parent(json_t *obj, const char *path, char *leaf,
+			  size_t cap)
+{
+	const char *dot;
+	while ((dot = strchr(path, '.')) != NULL) {
+		char part[64];
+		snprintf(part, sizeof part, "%.*s", (int)(dot - path), path);
+		if ((obj = put_sub(obj, part)) == NULL)
+			return NULL;
+		path = dot + 1;
+	}
+	snprintf(leaf, cap, "%s", path);
+	return obj;
+}
+
+/* "K<sep>V" (--label K=V, --header 'K: V') into the object `into`. */
+static int put_entry(json_t *into, const struct put_flag *f, const char *val)
+{
+	const char *sep = strchr(val, f->choices[0]);
+	const char *v;
+	char *key;
+	int rv;
+
+	if (sep == NULL || sep == val)
+		return cli_fail(CLI_USAGE, "%s: '%s' is not %s", f->flag, val,
+				f->choices[0] == '=' ? "KEY=VALUE"
+						     : "'NAME: VALUE'");
+	for (v = sep + 1; f->choices[0] == ':' && (*v == ' ' || *v == '\t');)
+		v++;
+	key = hora_strndup(val, (size_t)(sep - val));
+	if (key == NULL)
+		return job_oom();
+	rv = put_set(into, key, json_string(v));
+	hora_free(key);
+	return rv != 0 ? job_oom() : CLI_OK;
+}
+
+/* Put one flag's value where its path says.  Returns CLI_OK, or prints
+ * and returns CLI_USAGE / CLI_FAILURE. */
+static int put_apply_flag(json_t *job, const struct put_flag *f,
 			  const char *val)
 {
 	hora_error err;
 	json_t *v = NULL;
+	char leaf[64];
+	json_t *obj = put_parent(job, f->path, leaf, sizeof leaf);
 
+	if (obj == NULL)
+		return job_oom();
 	hora_error_clear(&err);
 	switch (f->kind) {
 	case PUT_STR:
@@ -203,19 +264,20 @@ static int put_apply_flag(json_t *obj, const struct put_flag *f,
 		break;
 	case PUT_DURATION: {
 		int64_t us;
-		if (duration_parse(val, &us, f->key, &err) != 0)
+		if (duration_parse(val, &us, leaf, &err) != 0)
 			return cli_fail(CLI_USAGE, "%s: %s", f->flag, err.msg);
 		v = json_string(val);
 		break;
 	}
 	case PUT_TIME: {
 		hora_time t;
-		if (timefmt_parse(val, false, &t, NULL, f->key, &err) != 0)
+		if (timefmt_parse(val, false, &t, NULL, leaf, &err) != 0)
 			return cli_fail(CLI_USAGE, "%s: %s", f->flag, err.msg);
 		v = json_string(val);
 		break;
 	}
-	case PUT_INT: {
+	case PUT_INT:
+	case PUT_RETRIES: {
 		long n;
 		if (!client_parse_long(val, f->min, f->max, &n)) {
 			if (f->max == LONG_MAX)
@@ -228,7 +290,7 @@ static int put_apply_flag(json_t *obj, const struct put_flag *f,
 					"%ld to %ld",
 					f->flag, val, f->min, f->max);
 		}
-		v = json_integer((json_int_t)n);
+		v = json_integer((json_int_t)n + (f->kind == PUT_RETRIES));
 		break;
 	}
 	case PUT_ENUM:
@@ -247,59 +309,17 @@ static int put_apply_flag(json_t *obj, const struct put_flag *f,
 					f->flag, jerr.text, jerr.column);
 		break;
 	}
+	case PUT_ENTRY: {
+		json_t *into = put_sub(obj, leaf);
+		return into == NULL ? job_oom() : put_entry(into, f, val);
 	}
-	if (put_set(obj, f->key, v) != 0)
+	case PUT_TRUE:
+		v = json_true();
+		break;
+	}
+	if (put_set(obj, leaf, v) != 0)
 		return job_oom();
 	return CLI_OK;
-}
-
-/* --label K=V into obj.labels. */
-static int put_label(json_t *obj, const char *flag, const char *val)
-{
-	const char *eq = strchr(val, '=');
-	json_t *labels;
-	char *key;
-	int rv;
-
-	if (eq == NULL || eq == val)
-		return cli_fail(CLI_USAGE, "%s: '%s' is not KEY=VALUE", flag,
-				val);
-	labels = put_sub(obj, "labels");
-	if (labels == NULL)
-		return job_oom();
-	key = hora_strndup(val, (size_t)(eq - val));
-	if (key == NULL)
-		return job_oom();
-	rv = put_set(labels, key, json_string(eq + 1));
-	hora_free(key);
-	return rv != 0 ? job_oom() : CLI_OK;
-}
-
-/* --header 'K: V' into obj.http.headers. */
-static int put_header(json_t *obj, const char *val)
-{
-	const char *colon = strchr(val, ':');
-	const char *v;
-	json_t *http, *headers;
-	char *key;
-	int rv;
-
-	if (colon == NULL || colon == val)
-		return cli_fail(CLI_USAGE, "--header: '%s' is not 'NAME: VALUE'",
-				val);
-	v = colon + 1;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	http = put_sub(obj, "http");
-	headers = http ? put_sub(http, "headers") : NULL;
-	if (headers == NULL)
-		return job_oom();
-	key = hora_strndup(val, (size_t)(colon - val));
-	if (key == NULL)
-		return job_oom();
-	rv = put_set(headers, key, json_string(v));
-	hora_free(key);
-	return rv != 0 ? job_oom() : CLI_OK;
 }
 
 /* Read -f FILE ('-' = stdin).  NULL after printing the reason. */
@@ -494,14 +514,6 @@ static int job_put(cli_ctx *ctx, int argc, char **argv)
 			ctx->json = true;
 			continue;
 		}
-		if (strcmp(a, "--paused") == 0) {
-			if (put_set(job, "paused", json_true()) != 0) {
-				rv = job_oom();
-				goto out;
-			}
-			flags_given = true;
-			continue;
-		}
 		if ((m = client_opt(argc, argv, &i, "-f", &val)) != 0 ||
 		    (m = client_opt(argc, argv, &i, "--file", &val)) != 0) {
 			if (m < 0) {
@@ -511,7 +523,15 @@ static int job_put(cli_ctx *ctx, int argc, char **argv)
 			file = val;
 			continue;
 		}
-		for (f = 0; f < sizeof put_flags / sizeof put_flags[0]; f++) {
+		for (f = 0, m = 0; f < sizeof put_flags / sizeof put_flags[0];
+		     f++) {
+			if (put_flags[f].kind == PUT_TRUE) {
+				if (strcmp(a, put_flags[f].flag) == 0) {
+					m = 1;
+					break;
+				}
+				continue;
+			}
 			m = client_opt(argc, argv, &i, put_flags[f].flag, &val);
 			if (m != 0)
 				break;
@@ -524,89 +544,6 @@ static int job_put(cli_ctx *ctx, int argc, char **argv)
 			rv = put_apply_flag(job, &put_flags[f], val);
 			if (rv != CLI_OK)
 				goto out;
-			flags_given = true;
-			continue;
-		}
-		if ((m = client_opt(argc, argv, &i, "--retries", &val)) != 0) {
-			long n;
-			json_t *retry;
-			if (m < 0) {
-				rv = CLI_USAGE;
-				goto out;
-			}
-			if (!client_parse_long(val, 0, 10000, &n)) {
-				rv = cli_fail(CLI_USAGE,
-					      "--retries: '%s' is not a whole "
-					      "number from 0 to 10000",
-					      val);
-				goto out;
-			}
-			retry = put_sub(job, "retry");
-			if (retry == NULL ||
-			    put_set(retry, "max_attempts",
-				    json_integer((json_int_t)n + 1)) != 0) {
-				rv = job_oom();
-				goto out;
-			}
-			flags_given = true;
-			continue;
-		}
-		if ((m = client_opt(argc, argv, &i, "--backoff", &val)) != 0 ||
-		    (m = client_opt(argc, argv, &i, "--max-backoff", &val)) !=
-			    0) {
-			bool max = strncmp(a, "--max", 5) == 0;
-			struct put_flag df = {max ? "--max-backoff"
-						  : "--backoff",
-					      max ? "max_backoff" : "backoff",
-					      PUT_DURATION, 0, 0, NULL};
-			json_t *retry;
-			if (m < 0) {
-				rv = CLI_USAGE;
-				goto out;
-			}
-			retry = put_sub(job, "retry");
-			if (retry == NULL) {
-				rv = job_oom();
-				goto out;
-			}
-			rv = put_apply_flag(retry, &df, val);
-			if (rv != CLI_OK)
-				goto out;
-			flags_given = true;
-			continue;
-		}
-		if ((m = client_opt(argc, argv, &i, "--label", &val)) != 0) {
-			rv = m < 0 ? CLI_USAGE : put_label(job, "--label", val);
-			if (rv != CLI_OK)
-				goto out;
-			flags_given = true;
-			continue;
-		}
-		if ((m = client_opt(argc, argv, &i, "--header", &val)) != 0) {
-			rv = m < 0 ? CLI_USAGE : put_header(job, val);
-			if (rv != CLI_OK)
-				goto out;
-			flags_given = true;
-			continue;
-		}
-		if ((m = client_opt(argc, argv, &i, "--http", &val)) != 0 ||
-		    (m = client_opt(argc, argv, &i, "--method", &val)) != 0 ||
-		    (m = client_opt(argc, argv, &i, "--body", &val)) != 0) {
-			const char *key = strncmp(a, "--http", 6) == 0 ? "url"
-					  : strncmp(a, "--method", 8) == 0
-						  ? "method"
-						  : "body";
-			json_t *http;
-			if (m < 0) {
-				rv = CLI_USAGE;
-				goto out;
-			}
-			http = put_sub(job, "http");
-			if (http == NULL ||
-			    put_set(http, key, json_string(val)) != 0) {
-				rv = job_oom();
-				goto out;
-			}
 			flags_given = true;
 			continue;
 		}
