@@ -18,6 +18,10 @@ if [ ! -x "$HORA" ]; then
 	exit 1
 fi
 if ! "$HORA" job --help >/dev/null 2>&1; then
+	if [ "${HORA_REQUIRE_SERVER:-}" = 1 ]; then
+		echo "FAIL: $HORA has no networked commands (offline build)"
+		exit 1
+	fi
 	echo "SKIP: $HORA has no networked commands (offline build)"
 	exit 0
 fi
