@@ -36,8 +36,9 @@ file(WRITE ${CMAKE_BINARY_DIR}/generated/ui_assets.c
 
 # net, cluster, api and exec: the loop-driven layers of a node.
 file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/net/*.c src/cluster/*.c src/api/*.c src/exec/*.c)
+list(REMOVE_ITEM HORA_NET_SRC ${HORA_LEADER_SRC}) # in horaleader
 add_library(horanet STATIC ${HORA_NET_SRC} ${CMAKE_BINARY_DIR}/generated/ui_assets.c)
-target_link_libraries(horanet PUBLIC horacore raft_vendored PkgConfig::UV
+target_link_libraries(horanet PUBLIC horaleader horacore raft_vendored PkgConfig::UV
   PkgConfig::MHD PkgConfig::GNUTLS PkgConfig::JANSSON PkgConfig::CURL PkgConfig::OPENSSL)
 set(HORA_TEST_LIBS horanet)
 

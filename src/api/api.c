@@ -9,6 +9,7 @@
 #include "api/guard.h"
 #include "api/job_json.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #define API_MAX_SEGMENTS 8
@@ -120,10 +121,7 @@ void api_reply_unavailable(api_call *c, int rv)
 
 hora_time api_stamp(api *a)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	hora_time now = (hora_time)ts.tv_sec * HORA_USEC_PER_SEC +
-			ts.tv_nsec / 1000;
+	hora_time now = hora_wallclock_usec();
 	hora_time seen = fsm_clock(node_fsm(a->node));
 	return now > seen ? now : seen + 1;
 }

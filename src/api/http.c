@@ -75,6 +75,8 @@
 #include "api/http_int.h"
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/buf.h"
+#include "core/http_token.h"
 
 #define BODY_KEEP (64 * 1024) /* body buffer kept between requests */
 #define BUF_KEEP 4096         /* heap path/header buffer kept */
@@ -373,25 +375,6 @@ fail:
 
 /* --- buffers ------------------------------------------------------------ */
 
-/* Room for `need` body bytes plus the '\0'. */
-static int body_reserve(http_request *r, size_t need)
-{
-	size_t cap;
-	char *p;
-
-	if (need + 1 <= r->body_cap)
-		return 0;
-	cap = r->body_cap < 256 ? 256 : r->body_cap;
-	while (cap < need + 1)
-		cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-	p = hora_realloc(r->body, cap);
-	if (p == NULL)
-		return -HORA_ENOMEM;
-	r->body = p;
-	r->body_cap = cap;
-	return 0;
-}
-
 static void request_reset(http_request *r)
 {
 	if (r->resp != NULL && r->resp_owned)
@@ -404,16 +387,14 @@ static void request_reset(http_request *r)
 	r->raw_uri = NULL;
 	r->raw_len = 0;
 	r->bad_target = false;
-	r->body_len = 0;
 	r->discarded = 0;
 	r->hdrs_len = 0;
 	r->abort_cb = NULL;
 	r->abort_ud = NULL;
-	if (r->body_cap > BODY_KEEP) {
-		hora_free(r->body);
-		r->body = NULL;
-		r->body_cap = 0;
-	}
+	if (r->body.cap > BODY_KEEP)
+		buf_free(&r->body);
+	else
+		buf_clear(&r->body);
 	if (r->path != r->path_inline && r->path_cap > BUF_KEEP) {
 		hora_free(r->path);
 		r->path = r->path_inline;
@@ -478,7 +459,7 @@ static void request_free(http_request *r)
 {
 	http_server *s = r->s;
 
-	hora_free(r->body);
+	buf_free(&r->body);
 	if (r->path != r->path_inline)
 		hora_free(r->path);
 	if (r->hdrs != r->hdrs_inline)
@@ -706,7 +687,7 @@ static enum MHD_Result access_first(http_server *s, http_request *r,
 		s->st.too_large++;
 		return queue(r, MHD_HTTP_CONTENT_TOO_LARGE, s->r413, 0);
 	}
-	if (cl > 0 && body_reserve(r, (size_t)cl) != 0)
+	if (cl > 0 && buf_reserve(&r->body, (size_t)cl) != 0)
 		return queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, s->r500, 0);
 	r->state = REQ_BODY;
 	http__dl_set(s, r, DL_BODY);
@@ -737,7 +718,7 @@ static enum MHD_Result refuse_body(http_server *s, http_request *r,
 {
 	r->state = REQ_LINGER;
 	r->discarded = n;
-	r->body_len = 0;
+	buf_clear(&r->body);
 	if (!http__write_raw(r, k))
 		return drop(s);
 	http__dl_set(s, r, DL_LINGER);
@@ -761,14 +742,13 @@ static enum MHD_Result access_data(http_server *s, http_request *r,
 			   r->peer, s->discard_max);
 		return drop(s);
 	}
-	if (n > s->max_body - r->body_len) {
+	if (n > s->max_body - r->body.len) {
 		s->st.too_large++;
 		return refuse_body(s, r, RAW_413, n);
 	}
-	if (body_reserve(r, r->body_len + n) != 0)
+	buf_add(&r->body, data, n); /* '\0'-terminated as it grows */
+	if (r->body.oom)
 		return refuse_body(s, r, RAW_500, n);
-	memcpy(r->body + r->body_len, data, n);
-	r->body_len += n;
 	return MHD_YES;
 }
 
@@ -779,8 +759,6 @@ static enum MHD_Result access_final(http_server *s, http_request *r)
 	/* No handler calls once http_server_close() has been called. */
 	if (s->closing)
 		return queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, s->r503, 0);
-	if (r->body != NULL)
-		r->body[r->body_len] = '\0';
 	r->state = REQ_HANDLER;
 	s->cb(r, s->ud);
 	if (r->state == REQ_ANSWERED)
@@ -1299,8 +1277,8 @@ const char *http_request_header(const http_request *req, const char *name)
 const char *http_request_body(const http_request *req, size_t *len)
 {
 	if (len != NULL)
-		*len = req->body_len;
-	return req->body != NULL ? req->body : "";
+		*len = req->body.len;
+	return req->body.p != NULL ? req->body.p : "";
 }
 
 const char *http_request_peer(const http_request *req)
@@ -1319,19 +1297,10 @@ void http_request_on_abort(http_request *req, http_abort_cb cb, void *ud)
 	req->abort_ud = ud;
 }
 
-/* RFC 9110 token characters. */
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 int http_response_header(http_request *req, const char *name,
 			 const char *value)
 {
-	size_t nl, vl, need, i;
+	size_t nl, vl, need;
 
 	if (req->state != REQ_HANDLER && req->state != REQ_PENDING)
 		return -HORA_EINVAL;
@@ -1339,9 +1308,8 @@ int http_response_header(http_request *req, const char *name,
 		return -HORA_EINVAL;
 	nl = strlen(name);
 	vl = strlen(value);
-	for (i = 0; i < nl; i++)
-		if (!is_tchar((unsigned char)name[i]))
-			return -HORA_EINVAL;
+	if (!http_token_valid(name, nl))
+		return -HORA_EINVAL;
 	if (strpbrk(value, "\r\n") != NULL)
 		return -HORA_EINVAL;
 	/* MHD frames the body itself and refuses these. */

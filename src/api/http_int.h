@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "api/http.h"
+#include "core/buf.h"
 
 #define PATH_INLINE 128
 #define HDRS_INLINE 192
@@ -107,8 +108,7 @@ struct http_request {
 	size_t raw_len;      /* strlen(raw_uri) before MHD touched it */
 	char *path;         /* path_inline or heap; raw, '\0'-terminated */
 	size_t path_cap;
-	char *body; /* NULL until a body arrives */
-	size_t body_len, body_cap;
+	hora_buf body; /* body.p NULL until a body arrives */
 	uint64_t discarded; /* REQ_LINGER: body bytes dropped */
 	char *hdrs; /* "name\0value\0" pairs, hdrs_inline or heap */
 	size_t hdrs_len, hdrs_cap;

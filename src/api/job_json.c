@@ -8,7 +8,9 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/http_token.h"
 #include "core/timefmt.h"
+#include "core/utf8.h"
 #include "cron/schedule.h"
 #include "tz/tz.h"
 
@@ -16,55 +18,10 @@
 /* UTF-8 and quoting: messages echo user bytes, and jansson refuses to
  * encode a string that is not valid UTF-8. */
 
-/* Length of the valid UTF-8 sequence starting s[0..n), 0 if invalid
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	uint32_t cp, min;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1fu;
-		min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3;
-		cp = c & 0x0fu;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07u;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* Replace in place every byte that does not begin a valid sequence. */
 static void utf8_fix(char *s)
 {
-	size_t n = strlen(s);
-	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq((const unsigned char *)s + i, n - i);
-		if (l == 0) {
-			s[i] = '?';
-			l = 1;
-		}
-		i += l;
-	}
+	utf8_scrub(s, strlen(s), UTF8_NUL_OK);
 }
 
 #define QUOTE_BYTES 64
@@ -79,7 +36,7 @@ static const char *quote(const char *s, size_t len, char buf[QUOTE_MAX])
 
 	while (i < len) {
 		const unsigned char *u = (const unsigned char *)s + i;
-		size_t l = utf8_seq(u, len - i);
+		size_t l = utf8_seq(u, len - i, UTF8_NUL_OK);
 		size_t w = l ? l : 1;
 		if (o + w > QUOTE_BYTES) {
 			memcpy(buf + o, "...", 4);
@@ -691,14 +648,6 @@ static const char *const http_methods[] = {
 	"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
 };
 
-/* tchar of RFC 9110 section 5.6.2 */
-static bool token_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || (c != '\0' &&
-					  strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static int check_url(const char *url, hora_error *err)
 {
 	char q[QUOTE_MAX];
@@ -758,7 +707,7 @@ static int check_headers(const json_t *v, hora_error *err)
 		quote(key, klen, q);
 		field_path(field, "http.headers.%s", q);
 		for (size_t i = 0; i < klen; i++)
-			if (!token_char((unsigned char)key[i]))
+			if (!http_token_char((unsigned char)key[i]))
 				return fail(err, field,
 					    "header name '%s' has a "
 					    "character that is not allowed "

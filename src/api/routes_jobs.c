@@ -9,6 +9,7 @@
 #include "api/job_json.h"
 #include "api/run_json.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "fsm/entry.h"
 #include "fsm/fsm.h"
 
@@ -47,14 +48,10 @@ static void method_not_allowed(api_call *c, const char *allow)
 static json_t *job_json(const job *j)
 {
 	json_t *o = job_to_json(j);
-	if (o && j->runs) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		hora_time now = (hora_time)ts.tv_sec * HORA_USEC_PER_SEC +
-				ts.tv_nsec / 1000;
+	if (o && j->runs)
 		json_object_set_new(o, "last_run",
-				    run_summary_json(j->runs, now));
-	}
+				    run_summary_json(j->runs,
+						     hora_wallclock_usec()));
 	return o;
 }
 

@@ -9,6 +9,7 @@
 #include "api/run_json.h"
 #include "cluster/dispatch.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/timefmt.h"
 #include "exec/exec.h"
 #include "fsm/fsm.h"
@@ -19,13 +20,6 @@
 #define HISTORY_LIMIT_DEFAULT 20
 #define HISTORY_LIMIT_MAX 1000
 #define COMPLETE_BATCH_MAX 1000
-
-static hora_time now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (hora_time)ts.tv_sec * HORA_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
 
 static fsm *fsm_of(api_call *c)
 {
@@ -145,7 +139,7 @@ static void claim_answer(void *ud, run *const *runs, size_t n)
 	claim_ctx *cc = ud;
 	api_call *c = &cc->call;
 	fsm *f = fsm_of(c);
-	hora_time now = now_us();
+	hora_time now = hora_wallclock_usec();
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		job *j = store_get(fsm_store(f), runs[i]->job);
@@ -382,7 +376,7 @@ static void complete_committed(void *ud, int status, const fsm_result *res)
 		k++;
 	}
 	fsm *f = fsm_of(c);
-	hora_time now = now_us();
+	hora_time now = hora_wallclock_usec();
 	if (!cx->batch) {
 		if (!ok[0]) {
 			reply_unavailable_or(c, -HORA_ECONFLICT);
@@ -583,7 +577,7 @@ static void job_runs(api_call *c, const char *name)
 			return;
 		}
 	}
-	hora_time now = now_us();
+	hora_time now = hora_wallclock_usec();
 	json_t *arr = json_array();
 	long n = 0;
 	for (run *r = j->runs; r && n < limit; r = r->job_next) {
@@ -612,7 +606,8 @@ static void get_run(api_call *c, const char *id_s)
 		return;
 	}
 	api_reply_json(c, 200,
-		       run_to_json(r, store_get(fsm_store(f), r->job), now_us()));
+		       run_to_json(r, store_get(fsm_store(f), r->job),
+				   hora_wallclock_usec()));
 }
 
 typedef struct queue_count {
@@ -645,7 +640,7 @@ static int tally_run(run *r, void *ud)
 	queue_count *q = tally_slot(t, r->queue);
 	if (q == NULL)
 		return 0;
-	if (r->status == RUN_RUNNING || r->leased_local)
+	if (r->status == RUN_RUNNING || dispatch_handout_of(r, NULL))
 		q->running++;
 	else if (r->due_at <= t->now)
 		q->ready++;
@@ -665,7 +660,7 @@ static void queues(api_call *c)
 	static queue_tally t;
 	fsm *f = fsm_of(c);
 	t.n = 0;
-	t.now = now_us();
+	t.now = hora_wallclock_usec();
 	store_each_intern(fsm_store(f), tally_queue, &t);
 	fsm_each_run(f, tally_run, &t);
 	json_t *arr = json_array();
@@ -696,7 +691,7 @@ static void trigger_committed(void *ud, int status, const fsm_result *res)
 		run *r = fsm_run(f, fsm_run_id(res->index, 0));
 		api_reply_json(c, 201,
 			       r ? run_to_json(r, store_get(fsm_store(f), p->name),
-					       now_us())
+					       hora_wallclock_usec())
 				 : NULL);
 	}
 	api_pending_free(p);

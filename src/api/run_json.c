@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/dispatch.h"
 #include "core/timefmt.h"
 
 static json_t *time_or_null(hora_time t)
@@ -60,18 +61,19 @@ json_t *run_to_json(const run *r, const job *j, hora_time now)
 			    r->status == RUN_RUNNING
 				    ? time_or_null(r->lease_expires_at)
 				    : json_null());
-	if (r->status == RUN_SCHEDULED && r->leased_local && r->local_worker) {
+	dispatch_handout h;
+	if (r->status == RUN_SCHEDULED && dispatch_handout_of(r, &h) &&
+	    h.worker) {
 		/* handed out by this leader; its LEASE entry is on its way
 		 * (runs are handed out from memory, docs/runs.md) */
 		json_object_set_new(o, "status", json_string("running"));
-		json_object_set_new(o, "worker", json_string(r->local_worker));
-		json_object_set_new(o, "started_at",
-				    time_or_null(r->local_started));
+		json_object_set_new(o, "worker", json_string(h.worker));
+		json_object_set_new(o, "started_at", time_or_null(h.started));
 		if (r->dispatched_at == 0)
 			json_object_set_new(o, "dispatched_at",
-					    time_or_null(r->local_started));
+					    time_or_null(h.started));
 		json_object_set_new(o, "lease_expires_at",
-				    time_or_null(r->local_exp));
+				    time_or_null(h.expires));
 	}
 	json_t *extra = job_extra_json(j);
 	json_t *payload = extra ? json_object_get(extra, "payload") : NULL;

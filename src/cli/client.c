@@ -21,12 +21,13 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "net/http_client.h"
 
 struct hora_client {
 	CURL *curl;
 	char *base;        /* "http://host:port", no trailing '/'; owned */
 	const char *token; /* borrowed from cli_ctx, NULL for none */
-	const char *cacert; /* borrowed from cli_ctx, NULL for none */
+	httpc_conf conf;   /* ca_file borrowed from cli_ctx */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -42,51 +43,36 @@ void client_global_init(void)
 	client_inited = true;
 }
 
-static bool curl_inited;
-
-static void client_curl_cleanup(void)
-{
-	curl_global_cleanup();
-}
-
 int client_open(const cli_ctx *ctx, hora_client **out)
 {
 	hora_client *c;
 	const char *addr = ctx->addr;
-	size_t alen;
-	bool has_scheme;
+	hora_buf base = HORA_BUF_INIT;
 
 	client_global_init();
 	*out = NULL;
 	if (addr == NULL || *addr == '\0')
 		return cli_fail(CLI_USAGE, "--addr is empty");
-	if (!curl_inited) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return cli_fail(CLI_FAILURE, "cannot initialise libcurl");
-		atexit(client_curl_cleanup);
-		curl_inited = true;
-	}
+	if (httpc_global_init() != 0)
+		return cli_fail(CLI_FAILURE, "cannot initialise libcurl");
 	c = hora_calloc(1, sizeof *c);
 	if (c == NULL)
 		return cli_fail(CLI_FAILURE, "out of memory");
 
-	/* "127.0.0.1:7070" means "http://127.0.0.1:7070"; drop trailing '/'
+	/* "127.0.0.1:7070" means "http://127.0.0.1:7070"; no trailing '/'
 	 * so paths can always start with one. */
-	alen = strlen(addr);
-	while (alen > 0 && addr[alen - 1] == '/')
-		alen--;
-	has_scheme = strstr(addr, "://") != NULL;
-	c->base = hora_malloc(alen + sizeof "http://");
-	if (c->base == NULL)
+	httpc_base_url(&base, addr);
+	if ((c->base = buf_take(&base, NULL)) == NULL)
 		goto err_after_alloc;
-	snprintf(c->base, alen + sizeof "http://", "%s%.*s",
-		 has_scheme ? "" : "http://", (int)alen, addr);
 
 	c->curl = curl_easy_init();
 	if (c->curl == NULL)
 		goto err_after_base;
 	c->token = ctx->token;
-	c->cacert = ctx->cacert;
+	c->conf = (httpc_conf){
+		.ca_file = ctx->cacert,
+		.connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS,
+	};
 	*out = c;
 	return CLI_OK;
 
@@ -118,98 +104,20 @@ void client_resp_free(client_resp *r)
 	r->status = 0;
 }
 
-/* ---- growable strings ------------------------------------------------- */
+/* ---- paths ------------------------------------------------------------ */
 
-static void client_buf_addn(client_buf *b, const char *s, size_t n)
+void client_query_add(hora_buf *b, const char *key, const char *value)
 {
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = hora_realloc(b->s, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
+	bool has_query = b->p != NULL && memchr(b->p, '?', b->len) != NULL;
 
-void client_buf_add(client_buf *b, const char *s)
-{
-	client_buf_addn(b, s, strlen(s));
-}
-
-void client_buf_escape(client_buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	/* a segment "." or ".." would be taken out of the path by URL
-	 * normalisation (curl's included); escaped dots stay a name */
-	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-		client_buf_add(b, s[1] ? "%2E%2E" : "%2E");
-		return;
-	}
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		unsigned char ch = *p;
-		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-		    ch == '_' || ch == '~') {
-			client_buf_addn(b, (const char *)p, 1);
-		} else {
-			char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-			client_buf_addn(b, enc, 3);
-		}
-	}
-}
-
-void client_buf_query(client_buf *b, const char *key, const char *value)
-{
-	client_buf_add(b, b->has_query ? "&" : "?");
-	b->has_query = true;
-	client_buf_escape(b, key);
-	client_buf_add(b, "=");
-	client_buf_escape(b, value);
-}
-
-const char *client_buf_str(const client_buf *b)
-{
-	if (b->oom)
-		return NULL;
-	return b->s != NULL ? b->s : "";
-}
-
-void client_buf_free(client_buf *b)
-{
-	hora_free(b->s);
-	memset(b, 0, sizeof *b);
+	buf_addc(b, has_query ? '&' : '?');
+	buf_add_pct(b, key, BUF_PCT_SEGMENT);
+	buf_addc(b, '=');
+	buf_add_pct(b, value, BUF_PCT_SEGMENT);
 }
 
 /* ---- one request ------------------------------------------------------ */
 
-typedef struct recv_state {
-	client_buf buf;
-	bool too_big;
-} recv_state;
-
-static size_t client_on_data(char *ptr, size_t size, size_t nmemb,
-			     void *userdata)
-{
-	recv_state *st = userdata;
-	size_t n = size * nmemb;
-	if (st->buf.len + n > CLIENT_MAX_BODY) {
-		st->too_big = true;
-		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-	}
-	client_buf_addn(&st->buf, ptr, n);
-	return st->buf.oom ? 0 : n;
-}
 
 static int64_t client_now_ms(void)
 {
@@ -235,13 +143,13 @@ static bool client_is_connect_error(CURLcode rc)
 }
 
 static int client_report_curl(hora_client *c, CURLcode rc,
-			      const recv_state *st)
+			      const httpc_body *st)
 {
 	long os_errno = 0;
 	curl_off_t connect_us = 0;
 	const char *reason;
 
-	if (st->too_big)
+	if (st->too_large)
 		return cli_fail(CLI_FAILURE,
 				"answer from %s is larger than %u bytes",
 				c->base, CLIENT_MAX_BODY);
@@ -315,106 +223,60 @@ static int client_report_http(hora_client *c, const client_resp *r)
 }
 
 /* One attempt.  Returns CURLE_OK with *resp filled (any status), or the
- * curl failure (resp left empty, recv state for the report). */
+ * curl failure (resp left empty, the body state for the report). */
 static CURLcode client_perform(hora_client *c, const char *method,
 			       const char *url, const char *payload,
-			       client_resp *resp, recv_state *st,
+			       client_resp *resp, httpc_body *st,
 			       curl_off_t *retry_after)
 {
 	CURL *h = c->curl;
-	struct curl_slist *hdrs = NULL, *tmp;
-	client_buf auth = {0};
+	struct curl_slist *hdrs = NULL;
 	CURLcode rc;
-	bool ok = true;
 
 	curl_easy_reset(h);
-	c->errbuf[0] = '\0';
 	memset(st, 0, sizeof *st);
+	st->max = CLIENT_MAX_BODY;
 	*retry_after = -1;
 
-#define ADD_HDR(s)                                  \
-	do {                                        \
-		tmp = curl_slist_append(hdrs, (s)); \
-		if (tmp == NULL)                    \
-			ok = false;                 \
-		else                                \
-			hdrs = tmp;                 \
-	} while (0)
-	ADD_HDR("Accept: application/json");
-	ADD_HDR("Expect:"); /* no 100-continue round trip */
-	/* every write says JSON, even without a body: horad refuses other
-	 * types on writes (docs/security.md), and curl would call an empty
-	 * POST a form */
-	if (payload != NULL || strcmp(method, "GET") != 0)
-		ADD_HDR("Content-Type: application/json");
-	if (c->token != NULL) {
-		client_buf_add(&auth, "Authorization: Bearer ");
-		client_buf_add(&auth, c->token);
-		if (client_buf_str(&auth) == NULL)
-			ok = false;
-		else
-			ADD_HDR(auth.s);
-		client_buf_free(&auth); /* curl_slist_append copies */
-	}
-#undef ADD_HDR
-	if (!ok) {
+	if (httpc_api_headers(&hdrs, method, payload != NULL, c->token) != 0) {
 		curl_slist_free_all(hdrs);
 		st->buf.oom = true;
 		return CURLE_OUT_OF_MEMORY;
 	}
-
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)CLIENT_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CLIENT_TOTAL_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "hora/" HORA_VERSION);
-	if (c->cacert != NULL)
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, client_on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, st);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (strcmp(method, "GET") == 0) {
-		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-	} else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
-		/* Content-Length: 0 when there is no body */
-		const char *p = payload ? payload : "";
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, p);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(p));
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	} else {
-		if (payload != NULL) {
-			curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
-			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t)strlen(payload));
-		}
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	}
-
-	rc = curl_easy_perform(h);
+	rc = httpc_prepare(h, &c->conf,
+			   &(httpc_req){
+				   .method = method,
+				   .url = url,
+				   .body = payload,
+				   .body_len = payload != NULL ? strlen(payload)
+							       : 0,
+				   .headers = hdrs,
+				   .timeout_ms = CLIENT_TOTAL_TIMEOUT_MS,
+				   .errbuf = c->errbuf,
+			   });
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION,
+				      httpc_body_write);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)st);
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(h);
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_OK && st->buf.oom)
 		rc = CURLE_OUT_OF_MEMORY;
 	if (rc != CURLE_OK) {
-		client_buf_free(&st->buf);
+		buf_free(&st->buf);
 		return rc;
 	}
 
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, retry_after);
-	if (st->buf.s == NULL) {
-		st->buf.s = hora_strdup("");
-		if (st->buf.s == NULL) {
-			st->buf.oom = true;
-			return CURLE_OUT_OF_MEMORY;
-		}
+	buf_adds(&st->buf, ""); /* "" rather than NULL for an empty body */
+	resp->body = buf_take(&st->buf, &resp->len);
+	if (resp->body == NULL) {
+		st->buf.oom = true;
+		return CURLE_OUT_OF_MEMORY;
 	}
-	resp->body = st->buf.s;
-	resp->len = st->buf.len;
-	st->buf.s = NULL; /* ownership moved to resp */
 	if (resp->len > 0)
 		resp->json = json_loadb(resp->body, resp->len,
 					JSON_DECODE_ANY, NULL);
@@ -425,7 +287,7 @@ int client_call(hora_client *c, const char *method, const char *path,
 		const json_t *body, client_resp *resp)
 {
 	char *payload = NULL;
-	client_buf url = {0};
+	hora_buf url = HORA_BUF_INIT;
 	int64_t start = client_now_ms();
 	int rv;
 
@@ -435,17 +297,17 @@ int client_call(hora_client *c, const char *method, const char *path,
 		if (payload == NULL)
 			return cli_fail(CLI_FAILURE, "out of memory");
 	}
-	client_buf_add(&url, c->base);
-	client_buf_add(&url, path);
-	if (client_buf_str(&url) == NULL) {
+	buf_adds(&url, c->base);
+	buf_adds(&url, path);
+	if (buf_str(&url) == NULL) {
 		rv = cli_fail(CLI_FAILURE, "out of memory");
 		goto out;
 	}
 
 	for (;;) {
-		recv_state st;
+		httpc_body st;
 		curl_off_t retry_after;
-		CURLcode rc = client_perform(c, method, url.s, payload, resp,
+		CURLcode rc = client_perform(c, method, url.p, payload, resp,
 					     &st, &retry_after);
 		if (rc != CURLE_OK) {
 			rv = client_report_curl(c, rc, &st);
@@ -475,7 +337,7 @@ int client_call(hora_client *c, const char *method, const char *path,
 	else
 		rv = client_report_http(c, resp);
 out:
-	client_buf_free(&url);
+	buf_free(&url);
 	hora_free(payload);
 	return rv;
 }

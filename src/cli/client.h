@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "core/buf.h"
 
 /* Total time spent retrying 503/429 answers before giving up. */
 #define CLIENT_RETRY_BUDGET_MS 5000
@@ -79,27 +80,11 @@ int client_print_raw(const client_resp *resp);
 int client_print_pretty(const json_t *v);
 
 /*
- * A growable string for building request paths.  Zero-initialise it; on
- * allocation failure it records `oom` and ignores further appends, so
- * callers check once at the end (client_buf_str() returns NULL then).
+ * Request paths are built in a hora_buf (core/buf.h), names escaped with
+ * buf_add_pct(b, name, BUF_PCT_SEGMENT).  This appends "?key=value" (or
+ * "&key=value" once the path has a query) with both escaped the same way.
  */
-typedef struct client_buf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-	bool has_query; /* a '?' was written by client_buf_query() */
-} client_buf;
-
-void client_buf_add(client_buf *b, const char *s);
-/* Append `s` percent-encoded: everything but RFC 3986 unreserved
- * characters (A-Z a-z 0-9 - . _ ~) becomes %XX.  For path segments and
- * query values alike. */
-void client_buf_escape(client_buf *b, const char *s);
-/* Append "?key=value" or "&key=value" with value escaped. */
-void client_buf_query(client_buf *b, const char *key, const char *value);
-/* The string built so far, or NULL after an allocation failure. */
-const char *client_buf_str(const client_buf *b);
-void client_buf_free(client_buf *b);
+void client_query_add(hora_buf *b, const char *key, const char *value);
 
 /*
  * Plain-text tables: columns separated by two spaces, padded to the widest

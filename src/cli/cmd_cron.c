@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/timefmt.h"
 #include "cron/schedule.h"
 #include "tz/tz.h"
@@ -27,13 +28,6 @@ static const char cron_usage[] =
 	"\n"
 	"Exits 2 with a message naming the field when EXPR, ZONE or TIME is\n"
 	"invalid.\n";
-
-static hora_time now_usec(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (hora_time)ts.tv_sec * HORA_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
 
 static int cron_next_cmd(int argc, char **argv)
 {
@@ -118,7 +112,7 @@ static int cron_next_cmd(int argc, char **argv)
 			t = r.first;
 		}
 	} else {
-		t = now_usec();
+		t = hora_wallclock_usec();
 	}
 	if (schedule_parse(expr, tz, &sched, "schedule", &err) != 0)
 		return cli_fail(CLI_USAGE, "invalid schedule '%s': %s", expr,

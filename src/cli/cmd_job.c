@@ -103,15 +103,15 @@ static const char name_cmd_usage[] =
 /* ---- shared helpers --------------------------------------------------- */
 
 /* "/v1/jobs/<name escaped><suffix>"; NULL on allocation failure (freed
- * by the caller with client_buf_free on `b`). */
-static const char *job_path(client_buf *b, const char *name,
+ * by the caller with buf_free on `b`). */
+static const char *job_path(hora_buf *b, const char *name,
 			    const char *suffix)
 {
-	client_buf_add(b, "/v1/jobs/");
-	client_buf_escape(b, name);
+	buf_adds(b, "/v1/jobs/");
+	buf_add_pct(b, name, BUF_PCT_SEGMENT);
 	if (suffix != NULL)
-		client_buf_add(b, suffix);
-	return client_buf_str(b);
+		buf_adds(b, suffix);
+	return buf_str(b);
 }
 
 static int job_oom(void)
@@ -365,23 +365,23 @@ static int put_report(cli_ctx *ctx, const char *name, const client_resp *r)
 static int put_single(cli_ctx *ctx, const char *name, const json_t *job)
 {
 	hora_client *c;
-	client_buf path = {0};
+	hora_buf path = HORA_BUF_INIT;
 	client_resp r = {0};
 	int rv;
 
 	if (job_path(&path, name, NULL) == NULL) {
-		client_buf_free(&path);
+		buf_free(&path);
 		return job_oom();
 	}
 	rv = client_open(ctx, &c);
 	if (rv == CLI_OK) {
-		rv = client_call(c, "PUT", path.s, job, &r);
+		rv = client_call(c, "PUT", path.p, job, &r);
 		if (rv == CLI_OK)
 			rv = put_report(ctx, name, &r);
 		client_resp_free(&r);
 		client_close(c);
 	}
-	client_buf_free(&path);
+	buf_free(&path);
 	return rv;
 }
 
@@ -687,32 +687,32 @@ static int job_ls(cli_ctx *ctx, int argc, char **argv)
 		return job_oom();
 	rv = client_open(ctx, &c);
 	while (rv == CLI_OK) {
-		client_buf path = {0};
+		hora_buf path = HORA_BUF_INIT;
 		client_resp r = {0};
 		const json_t *jobs, *j;
 		const char *next;
 		size_t i;
 
-		client_buf_add(&path, "/v1/jobs");
+		buf_adds(&path, "/v1/jobs");
 		if (prefix != NULL)
-			client_buf_query(&path, "prefix", prefix);
+			client_query_add(&path, "prefix", prefix);
 		for (size_t l = 0; l < nlabels; l++)
-			client_buf_query(&path, "label", labels[l]);
+			client_query_add(&path, "label", labels[l]);
 		if (limit > 0) {
 			char n[32];
 			snprintf(n, sizeof n, "%zu",
 				 (size_t)limit - json_array_size(all));
-			client_buf_query(&path, "limit", n);
+			client_query_add(&path, "limit", n);
 		}
 		if (cursor != NULL)
-			client_buf_query(&path, "cursor", cursor);
-		if (client_buf_str(&path) == NULL) {
-			client_buf_free(&path);
+			client_query_add(&path, "cursor", cursor);
+		if (buf_str(&path) == NULL) {
+			buf_free(&path);
 			rv = job_oom();
 			break;
 		}
-		rv = client_call(c, "GET", path.s, NULL, &r);
-		client_buf_free(&path);
+		rv = client_call(c, "GET", path.p, NULL, &r);
+		buf_free(&path);
 		if (rv != CLI_OK) {
 			client_resp_free(&r);
 			break;
@@ -809,7 +809,7 @@ static int job_get(cli_ctx *ctx, int argc, char **argv)
 {
 	int n, rv;
 	hora_client *c;
-	client_buf path = {0};
+	hora_buf path = HORA_BUF_INIT;
 	client_resp r = {0};
 	char **nv = hora_calloc((size_t)argc, sizeof *nv);
 
@@ -827,7 +827,7 @@ static int job_get(cli_ctx *ctx, int argc, char **argv)
 	rv = client_open(ctx, &c);
 	if (rv != CLI_OK)
 		goto out;
-	rv = client_call(c, "GET", path.s, NULL, &r);
+	rv = client_call(c, "GET", path.p, NULL, &r);
 	if (rv == CLI_OK) {
 		if (ctx->json || r.json == NULL)
 			rv = client_print_raw(&r);
@@ -837,7 +837,7 @@ static int job_get(cli_ctx *ctx, int argc, char **argv)
 	client_resp_free(&r);
 	client_close(c);
 out:
-	client_buf_free(&path);
+	buf_free(&path);
 	hora_free(nv);
 	return rv;
 }
@@ -880,16 +880,16 @@ static int job_action(cli_ctx *ctx, int argc, char **argv,
 		return rv;
 	}
 	for (int k = 0; k < n; k++) {
-		client_buf path = {0};
+		hora_buf path = HORA_BUF_INIT;
 		client_resp r = {0};
 
 		if (job_path(&path, names[k], suffix[act]) == NULL) {
-			client_buf_free(&path);
+			buf_free(&path);
 			worst = job_oom();
 			break;
 		}
-		rv = client_call(c, method[act], path.s, NULL, &r);
-		client_buf_free(&path);
+		rv = client_call(c, method[act], path.p, NULL, &r);
+		buf_free(&path);
 		if (rv == CLI_OK && ctx->json) {
 			rv = client_print_raw(&r);
 		} else if (rv == CLI_OK) {

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "sched/run.h"
 
 static const char runs_usage[] =
 	"usage: hora runs NAME [--limit N] [--status S] [--json]\n"
@@ -20,18 +21,11 @@ static const char runs_usage[] =
 	"  --status S   only runs in state S: scheduled, ready, running,\n"
 	"               succeeded, failed, timed_out, skipped or cancelled\n";
 
-static const char *const run_statuses[] = {
-	"scheduled", "ready",	  "running", "succeeded",
-	"failed",    "timed_out", "skipped", "cancelled",
-};
-
+/* The API's names, from the one table (sched/run.c). */
 static bool runs_status_ok(const char *s)
 {
-	for (size_t i = 0; i < sizeof run_statuses / sizeof run_statuses[0];
-	     i++)
-		if (strcmp(s, run_statuses[i]) == 0)
-			return true;
-	return false;
+	bool ready;
+	return run_status_parse(s, &ready) >= 0;
 }
 
 static int runs_print_table(const json_t *runs)
@@ -73,7 +67,7 @@ int cmd_runs(cli_ctx *ctx, int argc, char **argv)
 	long n;
 	int rv, m;
 	hora_client *c;
-	client_buf path = {0};
+	hora_buf path = HORA_BUF_INIT;
 	client_resp r = {0};
 
 	client_global_init();
@@ -124,23 +118,23 @@ int cmd_runs(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(CLI_USAGE, "runs: missing NAME");
 	}
 
-	client_buf_add(&path, "/v1/jobs/");
-	client_buf_escape(&path, name);
-	client_buf_add(&path, "/runs");
+	buf_adds(&path, "/v1/jobs/");
+	buf_add_pct(&path, name, BUF_PCT_SEGMENT);
+	buf_adds(&path, "/runs");
 	if (limit != NULL)
-		client_buf_query(&path, "limit", limit);
+		client_query_add(&path, "limit", limit);
 	if (status != NULL)
-		client_buf_query(&path, "status", status);
-	if (client_buf_str(&path) == NULL) {
-		client_buf_free(&path);
+		client_query_add(&path, "status", status);
+	if (buf_str(&path) == NULL) {
+		buf_free(&path);
 		return cli_fail(CLI_FAILURE, "out of memory");
 	}
 	rv = client_open(ctx, &c);
 	if (rv != CLI_OK) {
-		client_buf_free(&path);
+		buf_free(&path);
 		return rv;
 	}
-	rv = client_call(c, "GET", path.s, NULL, &r);
+	rv = client_call(c, "GET", path.p, NULL, &r);
 	if (rv == CLI_OK) {
 		const json_t *runs = json_is_array(r.json)
 					     ? r.json
@@ -155,7 +149,7 @@ int cmd_runs(cli_ctx *ctx, int argc, char **argv)
 	}
 	client_resp_free(&r);
 	client_close(c);
-	client_buf_free(&path);
+	buf_free(&path);
 	return rv;
 }
 

@@ -4,12 +4,13 @@
  *
  * Everything runs on one libuv loop, on one thread:
  *
- *   - the API is spoken through a small asynchronous HTTP client (one
- *     libcurl multi handle driven by the loop: a uv_poll_t per socket and
- *     one uv_timer_t, the curl-multi-uv pattern), so long-poll claims,
- *     heartbeats and completions never block each other or the runs;
+ *   - the API is spoken through a small asynchronous HTTP client (the
+ *     requests of net/http_client.h as transfers on a net/curl_loop.h
+ *     driver), so long-poll claims, heartbeats and completions never
+ *     block each other or the runs;
  *   - runs execute in the built-in executor (src/exec: uv_spawn for
- *     `command`, its own curl multi for `http`), the same one horad uses.
+ *     `command`, its own curl driver for `http`), the same one horad
+ *     uses.
  *
  * Slots.  --concurrency N bounds the runs held at once, from the claim
  * answer until the result is reported (or the run handed back).  Each
@@ -53,10 +54,15 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/timefmt.h"
+#include "core/utf8.h"
 #include "exec/exec.h"
+#include "net/curl_loop.h"
+#include "net/http_client.h"
 #include "sched/job.h"
+#include "sched/run_status.h"
 
 #define W_QUEUES_MAX 64
 #define W_CONCURRENCY_MAX 1024
@@ -117,7 +123,6 @@ static const char worker_usage[] =
 
 typedef struct worker worker;
 typedef struct wreq wreq;
-typedef struct wpoll wpoll;
 typedef struct wqueue wqueue;
 typedef struct wrun wrun;
 
@@ -149,35 +154,6 @@ static void wlog(const char *fmt, ...)
 /* UTF-8: jansson only takes valid UTF-8 without NUL, and command output
  * is anything (its tail may even start inside a character). */
 
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len;
-	uint32_t cp;
-
-	if (c >= 0x01 && c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* A JSON string of `n` bytes at `s`: invalid bytes and NUL become
  * U+FFFD, continuation bytes at the very start (a cut character) are
  * dropped.  NULL on allocation failure. */
@@ -195,7 +171,7 @@ static json_t *json_text(const char *s, size_t n)
 	if (buf == NULL)
 		return NULL;
 	while (i < n) {
-		size_t l = utf8_seq(p + i, n - i);
+		size_t l = utf8_seq(p + i, n - i, UTF8_NUL_BAD);
 		if (l == 0) {
 			memcpy(buf + o, "\xef\xbf\xbd", 3);
 			o += 3;
@@ -217,30 +193,18 @@ static json_t *json_text(const char *s, size_t n)
 typedef void (*wreq_cb)(wreq *r);
 
 struct wreq {
+	curl_loop_xfer x; /* x.easy; in flight while added */
 	worker *w;
-	wreq *prev, *next; /* w->reqs */
-	CURL *easy;
 	struct curl_slist *hdrs;
 	char *url;
 	char *payload;
-	char *body; /* the answer, NUL-terminated */
-	size_t len, cap;
-	bool too_big, oom;
-	bool in_multi;
+	httpc_body body; /* the answer, '\0'-terminated */
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode rc;
 	long status; /* 0: no answer */
 	json_t *json; /* the answer parsed, or NULL */
 	wreq_cb cb;
 	void *ud;
-};
-
-struct wpoll {
-	uv_poll_t poll;
-	worker *w;
-	curl_socket_t fd;
-	wpoll *prev, *next; /* w->polls */
-	bool closing;
 };
 
 struct wqueue {
@@ -294,13 +258,10 @@ typedef struct jcache_ent {
 struct worker {
 	uv_loop_t loop;
 	executor *ex;
-	CURLM *multi;
-	uv_timer_t curl_timer;
-	wpoll *polls;
-	wreq *reqs;
+	curl_loop *cl; /* the requests to the API */
 	char *base;
 	const char *token;
-	const char *cacert; /* --cacert: CA for https, or NULL */
+	httpc_conf conf; /* --cacert, User-Agent, connect timeout */
 	char id[W_ID_MAX + 1];
 
 	wqueue queues[W_QUEUES_MAX];
@@ -324,161 +285,17 @@ static void run_release(wrun *r);
 static void run_finish(wrun *r);
 
 /* ------------------------------------------------------------------ */
-/* Asynchronous HTTP: libcurl multi on the loop */
-
-static void w_check_info(worker *w);
-
-static void wpoll_close_cb(uv_handle_t *h)
-{
-	wpoll *p = h->data;
-	worker *w = p->w;
-
-	if (p->prev != NULL)
-		p->prev->next = p->next;
-	else
-		w->polls = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-	hora_free(p);
-}
-
-static void wpoll_close(wpoll *p)
-{
-	if (p->closing)
-		return;
-	p->closing = true;
-	uv_close((uv_handle_t *)&p->poll, wpoll_close_cb);
-}
-
-static void wpoll_cb(uv_poll_t *h, int status, int events)
-{
-	wpoll *p = h->data;
-	worker *w = p->w;
-	int flags = 0, running;
-
-	if (status < 0) {
-		flags = CURL_CSELECT_ERR;
-	} else {
-		if (events & UV_READABLE)
-			flags |= CURL_CSELECT_IN;
-		if (events & UV_WRITABLE)
-			flags |= CURL_CSELECT_OUT;
-	}
-	curl_multi_socket_action(w->multi, p->fd, flags, &running);
-	w_check_info(w);
-}
-
-static int w_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
-		       void *socketp)
-{
-	worker *w = userp;
-	wpoll *p = socketp;
-	int events = 0;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (p != NULL) {
-			curl_multi_assign(w->multi, s, NULL);
-			wpoll_close(p);
-		}
-		return 0;
-	}
-	if (p == NULL) {
-		if ((p = hora_calloc(1, sizeof *p)) == NULL)
-			return -1;
-		if (uv_poll_init_socket(&w->loop, &p->poll, s) != 0) {
-			hora_free(p);
-			return -1;
-		}
-		p->poll.data = p;
-		p->w = w;
-		p->fd = s;
-		p->next = w->polls;
-		if (w->polls != NULL)
-			w->polls->prev = p;
-		w->polls = p;
-		curl_multi_assign(w->multi, s, p);
-	}
-	if (what & CURL_POLL_IN)
-		events |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&p->poll, events, wpoll_cb);
-	return 0;
-}
-
-static void w_curl_timer_cb(uv_timer_t *h)
-{
-	worker *w = h->data;
-	int running;
-
-	curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	w_check_info(w);
-}
-
-static int w_timer_fn(CURLM *multi, long timeout_ms, void *userp)
-{
-	worker *w = userp;
-
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&w->curl_timer);
-	else /* 0 too: on the next iteration, not from inside libcurl */
-		uv_timer_start(&w->curl_timer, w_curl_timer_cb,
-			       (uint64_t)timeout_ms, 0);
-	return 0;
-}
-
-static size_t wreq_on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	wreq *r = ud;
-	size_t n = size * nmemb;
-
-	if (r->len + n > W_MAX_BODY) {
-		r->too_big = true;
-		return 0;
-	}
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 1024;
-		char *p;
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		if ((p = hora_realloc(r->body, cap)) == NULL) {
-			r->oom = true;
-			return 0;
-		}
-		r->body = p;
-		r->cap = cap;
-	}
-	memcpy(r->body + r->len, ptr, n);
-	r->len += n;
-	r->body[r->len] = '\0';
-	return n;
-}
-
-static void wreq_unlink(wreq *r)
-{
-	worker *w = r->w;
-
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else if (w->reqs == r)
-		w->reqs = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-}
+/* Asynchronous HTTP: requests on the curl driver */
 
 static void wreq_free(wreq *r)
 {
-	if (r->in_multi)
-		curl_multi_remove_handle(r->w->multi, r->easy);
-	if (r->easy != NULL)
-		curl_easy_cleanup(r->easy);
+	curl_loop_remove(&r->x);
+	if (r->x.easy != NULL)
+		curl_easy_cleanup(r->x.easy);
 	curl_slist_free_all(r->hdrs);
 	hora_free(r->url);
 	hora_free(r->payload);
-	hora_free(r->body);
+	buf_free(&r->body.buf);
 	if (r->json != NULL)
 		json_decref(r->json);
 	hora_free(r);
@@ -488,43 +305,31 @@ static void wreq_free(wreq *r)
  * fine. */
 static void wreq_abort(wreq *r)
 {
-	if (r == NULL)
-		return;
-	wreq_unlink(r);
-	wreq_free(r);
+	if (r != NULL)
+		wreq_free(r);
 }
 
-static void w_check_info(worker *w)
+static void wreq_done(curl_loop_xfer *x, CURLcode rc)
 {
-	CURLMsg *m;
-	int left;
+	wreq *r = (wreq *)(void *)x; /* x is the first member */
 
-	while ((m = curl_multi_info_read(w->multi, &left)) != NULL) {
-		wreq *r;
-		char *priv = NULL;
-		CURLcode rc;
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		rc = m->data.result;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-		r = (wreq *)(void *)priv;
-		/* m is invalid from here on */
-		curl_multi_remove_handle(w->multi, r->easy);
-		r->in_multi = false;
-		r->rc = rc;
-		if (rc == CURLE_OK && !r->oom) {
-			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE,
-					  &r->status);
-			if (r->len > 0)
-				r->json = json_loadb(r->body, r->len,
-						     JSON_DECODE_ANY, NULL);
-		} else {
-			r->status = 0;
-		}
-		wreq_unlink(r);
-		r->cb(r);
+	if (curl_loop_closing(r->w->cl)) {
+		/* shutting down: nobody waits for it any more */
 		wreq_free(r);
+		return;
 	}
+	r->rc = rc;
+	if (rc == CURLE_OK && !r->body.buf.oom) {
+		curl_easy_getinfo(r->x.easy, CURLINFO_RESPONSE_CODE,
+				  &r->status);
+		if (r->body.buf.len > 0)
+			r->json = json_loadb(r->body.buf.p, r->body.buf.len,
+					     JSON_DECODE_ANY, NULL);
+	} else {
+		r->status = 0;
+	}
+	r->cb(r);
+	wreq_free(r);
 }
 
 /*
@@ -537,15 +342,14 @@ static wreq *w_http(worker *w, const char *method, const char *path,
 		    json_t *body, long timeout_ms, wreq_cb cb, void *ud)
 {
 	wreq *r = hora_calloc(1, sizeof *r);
-	struct curl_slist *t;
 	size_t ul;
-	bool ok = true;
 
 	if (r == NULL)
 		goto fail;
 	r->w = w;
 	r->cb = cb;
 	r->ud = ud;
+	r->body.max = W_MAX_BODY;
 	if (body != NULL) {
 		r->payload = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
 		json_decref(body);
@@ -557,67 +361,30 @@ static wreq *w_http(worker *w, const char *method, const char *path,
 	if ((r->url = hora_malloc(ul)) == NULL)
 		goto fail;
 	snprintf(r->url, ul, "%s%s", w->base, path);
-	if ((r->easy = curl_easy_init()) == NULL)
+	if ((r->x.easy = curl_easy_init()) == NULL ||
+	    httpc_api_headers(&r->hdrs, method, r->payload != NULL,
+			      w->token) != 0)
 		goto fail;
-
-#define ADD_HDR(s)                                     \
-	do {                                           \
-		t = curl_slist_append(r->hdrs, (s));   \
-		if (t == NULL)                         \
-			ok = false;                    \
-		else                                   \
-			r->hdrs = t;                   \
-	} while (0)
-	ADD_HDR("Accept: application/json");
-	ADD_HDR("Expect:");
-	if (r->payload != NULL)
-		ADD_HDR("Content-Type: application/json");
-	if (w->token != NULL) {
-		size_t al = strlen(w->token) + sizeof "Authorization: Bearer ";
-		char *auth = hora_malloc(al);
-		if (auth == NULL) {
-			ok = false;
-		} else {
-			snprintf(auth, al, "Authorization: Bearer %s", w->token);
-			ADD_HDR(auth); /* copied */
-			hora_free(auth);
-		}
-	}
-#undef ADD_HDR
-	if (!ok)
+	if (httpc_prepare(r->x.easy, &w->conf,
+			  &(httpc_req){
+				  .method = method,
+				  .url = r->url,
+				  .body = r->payload,
+				  .body_len = r->payload != NULL
+						      ? strlen(r->payload)
+						      : 0,
+				  .headers = r->hdrs,
+				  .timeout_ms = timeout_ms,
+				  .errbuf = r->errbuf,
+			  }) != CURLE_OK ||
+	    curl_easy_setopt(r->x.easy, CURLOPT_WRITEFUNCTION,
+			     httpc_body_write) != CURLE_OK ||
+	    curl_easy_setopt(r->x.easy, CURLOPT_WRITEDATA,
+			     (void *)&r->body) != CURLE_OK)
 		goto fail;
-
-	CURL *h = r->easy;
-	curl_easy_setopt(h, CURLOPT_URL, r->url);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)r);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)W_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "hora-worker/" HORA_VERSION);
-	if (w->cacert != NULL)
-		curl_easy_setopt(h, CURLOPT_CAINFO, w->cacert);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wreq_on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (strcmp(method, "GET") == 0) {
-		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-	} else {
-		const char *p = r->payload ? r->payload : "";
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, p);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(p));
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	}
-	if (curl_multi_add_handle(w->multi, h) != CURLM_OK)
+	r->x.done = wreq_done;
+	if (curl_loop_add(w->cl, &r->x) != 0)
 		goto fail;
-	r->in_multi = true;
-	r->next = w->reqs;
-	if (w->reqs != NULL)
-		w->reqs->prev = r;
-	w->reqs = r;
 	return r;
 
 fail:
@@ -646,15 +413,18 @@ static const char *wreq_describe(const wreq *r, char *buf, size_t n)
 	if (r == NULL) {
 		snprintf(buf, n, "out of memory");
 	} else if (r->status == 0) {
-		if (r->too_big)
+		if (r->body.too_large) {
 			snprintf(buf, n, "answer from %s is too large",
 				 r->w->base);
-		else if (r->oom)
+		} else if (r->body.buf.oom) {
 			snprintf(buf, n, "out of memory");
-		else
+		} else {
+			char why[CURL_ERROR_SIZE + 64];
+			httpc_error_text(r->x.easy, r->rc, r->errbuf, why,
+					 sizeof why);
 			snprintf(buf, n, "cannot reach %s: %s", r->w->base,
-				 r->errbuf[0] ? r->errbuf
-					      : curl_easy_strerror(r->rc));
+				 why);
+		}
 	} else {
 		const json_t *e = r->json ? json_object_get(r->json, "error")
 					  : NULL;
@@ -679,15 +449,12 @@ static unsigned backoff_next(unsigned cur)
 /* "/v1/runs/<id>/<what>" */
 static char *run_path(const wrun *r, const char *what)
 {
-	client_buf b = {0};
-	char *s;
-	client_buf_add(&b, "/v1/runs/");
-	client_buf_escape(&b, r->id);
-	client_buf_add(&b, "/");
-	client_buf_add(&b, what);
-	s = client_buf_str(&b) ? hora_strdup(b.s) : NULL;
-	client_buf_free(&b);
-	return s;
+	hora_buf b = HORA_BUF_INIT;
+	buf_adds(&b, "/v1/runs/");
+	buf_add_pct(&b, r->id, BUF_PCT_SEGMENT);
+	buf_addc(&b, '/');
+	buf_adds(&b, what);
+	return buf_take(&b, NULL);
 }
 
 static wreq *run_http(wrun *r, const char *what, json_t *body,
@@ -747,21 +514,6 @@ static void jcache_put(worker *w, const char *name, int64_t timeout_usec)
 
 /* ------------------------------------------------------------------ */
 /* Runs */
-
-static const char *status_name(exec_status s)
-{
-	switch (s) {
-	case EXEC_SUCCEEDED:
-		return "succeeded";
-	case EXEC_TIMED_OUT:
-		return "timed_out";
-	case EXEC_CANCELLED:
-		return "cancelled";
-	case EXEC_FAILED:
-	default:
-		return "failed";
-	}
-}
 
 static void run_close_cb(uv_handle_t *h)
 {
@@ -988,11 +740,11 @@ static void run_report(wrun *r, const exec_result *res, bool is_http)
 		snprintf(code, sizeof code, " (%s %d)", is_http ? "HTTP" : "exit",
 			 res->exit_code);
 	wlog("run %s job %s attempt %u: %s%s in %.2fs%s%s", r->id, r->job,
-	     r->attempt, status_name(res->status), code, secs,
+	     r->attempt, run_status_str(exec_status_run(res->status)), code, secs,
 	     *err ? ": " : "", err);
 
 	o = json_pack("{s:s,s:s,s:i,s:I}", "worker", w->id, "status",
-		      status_name(res->status), "exit_code",
+		      run_status_str(exec_status_run(res->status)), "exit_code",
 		      res->exit_code >= -1 ? res->exit_code : -1, "attempt",
 		      (json_int_t)r->attempt);
 	if (o != NULL) {
@@ -1162,14 +914,14 @@ static void run_start(worker *w, const json_t *rj)
 		run_exec(r);
 		return;
 	}
-	client_buf b = {0};
-	client_buf_add(&b, "/v1/jobs/");
-	client_buf_escape(&b, jname);
+	hora_buf b = HORA_BUF_INIT;
+	buf_adds(&b, "/v1/jobs/");
+	buf_add_pct(&b, jname, BUF_PCT_SEGMENT);
 	r->state = R_FETCH;
-	if (client_buf_str(&b) != NULL)
-		r->req = w_http(w, "GET", b.s, NULL, W_REQUEST_TIMEOUT_MS,
+	if (buf_str(&b) != NULL)
+		r->req = w_http(w, "GET", b.p, NULL, W_REQUEST_TIMEOUT_MS,
 				fetch_done, r);
-	client_buf_free(&b);
+	buf_free(&b);
 	if (r->req == NULL)
 		run_exec(r);
 }
@@ -1292,17 +1044,9 @@ static void ex_closed(void *ud)
 	worker *w = ud;
 
 	w->ex = NULL;
-	while (w->reqs != NULL)
-		wreq_abort(w->reqs);
-	for (wpoll *p = w->polls; p != NULL; p = p->next) {
-		if (p->closing)
-			continue;
-		curl_multi_assign(w->multi, p->fd, NULL);
-		wpoll_close(p);
-	}
-	curl_multi_cleanup(w->multi);
-	w->multi = NULL;
-	uv_close((uv_handle_t *)&w->curl_timer, w_handle_closed);
+	/* requests still in flight are dropped, their callbacks not run */
+	curl_loop_close(w->cl, NULL, NULL);
+	w->cl = NULL;
 	uv_close((uv_handle_t *)&w->grace_timer, w_handle_closed);
 	uv_close((uv_handle_t *)&w->sigterm, w_handle_closed);
 	uv_close((uv_handle_t *)&w->sigint, w_handle_closed);
@@ -1404,67 +1148,46 @@ static int parse_grace(const char *s, int64_t *ms)
 	return 0;
 }
 
-static char *base_url(const char *addr)
-{
-	size_t alen = strlen(addr);
-	bool has_scheme = strstr(addr, "://") != NULL;
-	char *s;
-
-	while (alen > 0 && addr[alen - 1] == '/')
-		alen--;
-	if ((s = hora_malloc(alen + sizeof "http://")) == NULL)
-		return NULL;
-	snprintf(s, alen + sizeof "http://", "%s%.*s",
-		 has_scheme ? "" : "http://", (int)alen, addr);
-	return s;
-}
-
 static int worker_setup(worker *w, const cli_ctx *ctx)
 {
 	hora_error err;
 	int rv;
 
-	if ((w->base = base_url(ctx->addr)) == NULL)
+	hora_buf base = HORA_BUF_INIT;
+
+	httpc_base_url(&base, ctx->addr);
+	if ((w->base = buf_take(&base, NULL)) == NULL)
 		return cli_fail(CLI_FAILURE, "out of memory");
 	w->token = ctx->token;
-	w->cacert = ctx->cacert;
+	w->conf = (httpc_conf){
+		.user_agent = "hora-worker/" HORA_VERSION,
+		.ca_file = ctx->cacert,
+		.connect_timeout_ms = W_CONNECT_TIMEOUT_MS,
+	};
 	for (size_t i = 0; i < w->nqueues; i++) {
-		client_buf b = {0};
-		client_buf_add(&b, "/v1/queues/");
-		client_buf_escape(&b, w->queues[i].name);
-		client_buf_add(&b, "/claim");
-		w->queues[i].claim_path =
-			client_buf_str(&b) ? hora_strdup(b.s) : NULL;
-		client_buf_free(&b);
-		if (w->queues[i].claim_path == NULL)
+		hora_buf b = HORA_BUF_INIT;
+		buf_adds(&b, "/v1/queues/");
+		buf_add_pct(&b, w->queues[i].name, BUF_PCT_SEGMENT);
+		buf_adds(&b, "/claim");
+		if ((w->queues[i].claim_path = buf_take(&b, NULL)) == NULL)
 			return cli_fail(CLI_FAILURE, "out of memory");
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return cli_fail(CLI_FAILURE, "cannot initialise libcurl");
-	if ((rv = uv_loop_init(&w->loop)) != 0) {
-		curl_global_cleanup();
+	if ((rv = uv_loop_init(&w->loop)) != 0)
 		return cli_fail(CLI_FAILURE, "cannot create the event loop: %s",
 				uv_strerror(rv));
-	}
-	if ((w->multi = curl_multi_init()) == NULL) {
-		uv_loop_close(&w->loop);
-		curl_global_cleanup();
-		return cli_fail(CLI_FAILURE, "cannot initialise libcurl");
-	}
 	hora_error_clear(&err);
-	if ((rv = executor_new(&w->loop, &w->ex, &err)) != 0) {
-		curl_multi_cleanup(w->multi);
+	if ((rv = curl_loop_new(&w->loop, &w->cl, &err)) != 0) {
 		uv_loop_close(&w->loop);
-		curl_global_cleanup();
+		return cli_fail(CLI_FAILURE, "cannot initialise libcurl: %s",
+				err.msg[0] ? err.msg : hora_strerror(rv));
+	}
+	if ((rv = executor_new(&w->loop, &w->ex, &err)) != 0) {
+		curl_loop_close(w->cl, NULL, NULL);
+		uv_run(&w->loop, UV_RUN_DEFAULT); /* its handles close */
+		uv_loop_close(&w->loop);
 		return cli_fail(CLI_FAILURE, "cannot start the executor: %s",
 				err.msg[0] ? err.msg : hora_strerror(rv));
 	}
-	curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, w_socket_cb);
-	curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-	curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, w_timer_fn);
-	curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-	uv_timer_init(&w->loop, &w->curl_timer);
-	w->curl_timer.data = w;
 	uv_timer_init(&w->loop, &w->grace_timer);
 	w->grace_timer.data = w;
 	for (size_t i = 0; i < w->nqueues; i++) {
@@ -1617,7 +1340,6 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&w->loop) != 0)
 		wlog("hora worker: event loop not empty at exit");
-	curl_global_cleanup();
 	worker_free(w);
 	return CLI_OK;
 }

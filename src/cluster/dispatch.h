@@ -2,18 +2,29 @@
  * dispatch.h - the leader's side of runs: decide early, dispatch on time
  * (DESIGN.md, principles 3 and 4).
  *
- * A planner commits FIRE entries for every job instant due within the
- * look-ahead window, before it is due.  Committed runs wait in a heap by
- * due instant; a timerfd armed at the earliest (absolute CLOCK_REALTIME,
- * so wake-ups are not rounded to libuv's milliseconds) moves due runs to
- * per-queue ready heaps (priority, then due instant), and waiting claims
- * take them from memory at once.  Leases granted that way are recorded
- * in LEASE entries batched right after; expiries, timeouts and
- * completions go through the log too.
+ * A planner (plan.h) commits FIRE entries for every job instant due
+ * within the look-ahead window, before it is due.  Committed runs wait in
+ * a heap by due instant; a timerfd armed at the earliest (absolute
+ * CLOCK_REALTIME, so wake-ups are not rounded to libuv's milliseconds)
+ * moves due runs to per-queue ready heaps (priority, then due instant),
+ * and waiting claims take them from memory at once.  Leases granted that
+ * way are recorded in LEASE entries batched right after; expiries,
+ * timeouts (expiry.h) and completions go through the log too, and
+ * finished one-shot jobs are deleted after their retention (collect.h).
  *
  * Only the leader dispatches; on every node the dispatcher listens to
  * the state machine and rebuilds its queues when it gains leadership.
+ * Its bookkeeping of a run (run->lead) exists on the leader only.
  * All calls on the loop thread.
+ *
+ * The implementation is split by concern (dispatch_int.h holds what the
+ * files share):
+ *   dispatch.c  lifecycle, leadership, the state machine observer, the
+ *               planner and collector timers, trigger
+ *   handout.c   the dispatch clock, ready queues, claims and hand-out
+ *   leases.c    LEASE batches, heartbeats, completions, lease expiry
+ * and the decisions are loop-free files that tests/sim links as well:
+ * plan.c, expiry.c, collect.c.
  */
 #ifndef HORA_CLUSTER_DISPATCH_H
 #define HORA_CLUSTER_DISPATCH_H
@@ -28,15 +39,7 @@
 #include "fsm/entry.h"
 #include "sched/run.h"
 
-#define DISPATCH_LOOKAHEAD_MS 1000
 #define DISPATCH_PLAN_PERIOD_MS 20
-/* Instants later than this when planned are misfires (API.md misfire). */
-#define DISPATCH_MISFIRE_GRACE_MS 5000
-/* New leaders give leases they inherit at least this long. */
-#define DISPATCH_LEASE_GRACE_MS 5000
-/* A job timeout is enforced by the leader this long after it passes, so
- * an executor that enforces it itself reports first. */
-#define DISPATCH_TIMEOUT_GRACE_MS 1000
 #define DISPATCH_LEASE_MS_DEFAULT 60000
 #define DISPATCH_WAIT_MS_MAX 300000
 #define DISPATCH_CLAIM_MAX 1000
@@ -111,7 +114,17 @@ const dispatch_stats *dispatch_get_stats(const dispatch *d);
 /* Ready (due, unclaimed) runs of a queue on the leader. */
 size_t dispatch_ready_count(const dispatch *d, const char *queue);
 
-/* The stable jitter of (job, instant): in [0, jitter]. */
-int64_t dispatch_jitter(const char *job, hora_time instant, int64_t jitter);
+/* A run this leader handed out from memory whose LEASE entry has not
+ * applied yet (docs/runs.md): to whom (NULL if it could not be copied),
+ * when, until when. */
+typedef struct dispatch_handout {
+	const char *worker;
+	hora_time started;
+	hora_time expires;
+} dispatch_handout;
+
+/* Whether r is so handed out, and if so (out may be NULL) how.  Always
+ * false on a node that does not lead. */
+bool dispatch_handout_of(const run *r, dispatch_handout *out);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/assert.h"
 #include "core/log.h"
 #include "cluster/transport.h"
+#include "fsm/frame.h"
 
 #define NODE_MAX_APPEND_BYTES ((size_t)4 << 30)
 
@@ -110,27 +111,6 @@ static void adapt_snapshot_sizes(node *n)
 	raft_set_snapshot_trailing(&n->raft, (unsigned)trailing);
 }
 
-/* C-Raft's disk backend takes only entries whose length is a multiple
- * of 8.  An entry is framed as its bytes, zero padding, and a last byte
- * holding the number of bytes added (1-8). */
-static size_t framed_len(size_t len)
-{
-	return (len + 1 + 7) & ~(size_t)7;
-}
-
-/* Length of the entry inside a framed buffer; 0 (an empty, malformed
- * entry) if the frame is bad. */
-static size_t unframe(const struct raft_buffer *buf)
-{
-	const uint8_t *b = buf->base;
-	if (buf->len == 0 || buf->len % 8 != 0)
-		return 0;
-	uint8_t pad = b[buf->len - 1];
-	if (pad < 1 || pad > 8 || pad > buf->len)
-		return 0;
-	return buf->len - pad;
-}
-
 static int rfsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 		      void **result)
 {
@@ -139,7 +119,7 @@ static int rfsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	raft_index index = raft_last_applied(&n->raft) + 1;
 	proposal *p = waiting_for(n, index);
 	fsm_result *res = NULL;
-	size_t len = unframe(buf);
+	size_t len = frame_entry_len(buf->base, buf->len);
 	int rv;
 
 	rv = fsm_apply(n->f, buf->base, len, index, p ? &res : NULL);
@@ -296,7 +276,7 @@ int node_propose(node *n, uint8_t *buf, size_t len, node_commit_cb cb,
 		return -HORA_ENOTLEADER;
 	}
 	p = hora_calloc(1, sizeof *p);
-	rb.len = framed_len(len);
+	rb.len = frame_len(len); /* C-Raft's disk backend: see fsm/frame.h */
 	rb.base = raft_malloc(rb.len);
 	if (p == NULL || rb.base == NULL) {
 		hora_free(p);
@@ -304,9 +284,7 @@ int node_propose(node *n, uint8_t *buf, size_t len, node_commit_cb cb,
 		hora_free(buf);
 		return -HORA_ENOMEM;
 	}
-	memcpy(rb.base, buf, len);
-	memset((uint8_t *)rb.base + len, 0, rb.len - len);
-	((uint8_t *)rb.base)[rb.len - 1] = (uint8_t)(rb.len - len);
+	frame_write(rb.base, buf, len);
 	hora_free(buf);
 	p->req.data = p;
 	p->n = n;

@@ -3,8 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
+#include "core/clock.h"
 #include "core/timefmt.h"
 
 static log_level min_level = LOG_INFO;
@@ -50,7 +49,6 @@ void log_write(log_level level, const char *fmt, ...)
 {
 	char msg[2048];
 	char ts[HORA_TIME_STRLEN];
-	struct timespec now;
 	va_list ap;
 
 	if (level < min_level)
@@ -58,9 +56,7 @@ void log_write(log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	clock_gettime(CLOCK_REALTIME, &now);
-	hora_time t = (hora_time)now.tv_sec * HORA_USEC_PER_SEC +
-		      now.tv_nsec / 1000;
+	hora_time t = hora_wallclock_usec();
 	t -= t % 1000; /* milliseconds are enough for logs */
 	timefmt_format(t, 0, TIMEFMT_Z, ts);
 	if (json_format) {

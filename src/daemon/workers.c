@@ -12,6 +12,7 @@
 #include "exec/exec.h"
 #include "fsm/entry.h"
 #include "fsm/fsm.h"
+#include "sched/run_status.h"
 
 #ifndef WORKER_LEASE_MS /* overridable for tests of long runs */
 #define WORKER_LEASE_MS 60000
@@ -158,11 +159,6 @@ static void report(workers *w, const complete_item *item)
 		bool lost = false;
 		rv = dispatch_complete(w->d, item, 1, &lost, report_done, id);
 	} else {
-		static const char *const names[] = {
-			[RUN_SUCCEEDED] = "succeeded",
-			[RUN_FAILED] = "failed",
-			[RUN_TIMED_OUT] = "timed_out",
-		};
 		char path[96];
 		char *out = NULL;
 		if (item->output_len) {
@@ -182,7 +178,7 @@ static void report(workers *w, const complete_item *item)
 			 (unsigned long long)item->run);
 		json_t *body = json_pack(
 			"{s:s,s:s,s:i,s:I,s:s?,s:s?}", "worker", w->id,
-			"status", names[item->status], "exit_code",
+			"status", run_status_str(item->status), "exit_code",
 			item->exit_code, "attempt", (json_int_t)item->attempt,
 			"output", out, "error", err[0] ? err : NULL);
 		hora_free(out);
@@ -243,12 +239,6 @@ static void on_exec_done(void *ud, const exec_result *res)
 {
 	execution *e = ud;
 	workers *w = e->w;
-	static const uint8_t status_of[] = {
-		[EXEC_SUCCEEDED] = RUN_SUCCEEDED,
-		[EXEC_FAILED] = RUN_FAILED,
-		[EXEC_TIMED_OUT] = RUN_TIMED_OUT,
-		[EXEC_CANCELLED] = RUN_CANCELLED,
-	};
 	e->task = NULL;
 	if (e->cancelled_by_us) {
 		/* stopping: hand the run back so it is delivered again */
@@ -262,7 +252,7 @@ static void on_exec_done(void *ud, const exec_result *res)
 			.run = e->run_id,
 			.attempt = e->attempt,
 			.worker = w->id,
-			.status = status_of[res->status],
+			.status = (uint8_t)exec_status_run(res->status),
 			.exit_code = res->exit_code,
 			.output = res->output,
 			.output_len = res->output_len,
@@ -271,8 +261,9 @@ static void on_exec_done(void *ud, const exec_result *res)
 		report(w, &item);
 		log_debug("run %llu attempt %u: %s (exit %d)",
 			  (unsigned long long)e->run_id, e->attempt,
-			  res->status == EXEC_SUCCEEDED ? "succeeded"
-							: res->error,
+			  res->status == EXEC_SUCCEEDED
+				  ? run_status_str(RUN_SUCCEEDED)
+				  : res->error,
 			  res->exit_code);
 	}
 	execution_end(e);

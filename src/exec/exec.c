@@ -104,6 +104,21 @@ void exec_tail_free(exec_tail *t)
 	memset(t, 0, sizeof *t);
 }
 
+run_status exec_status_run(exec_status s)
+{
+	switch (s) {
+	case EXEC_SUCCEEDED:
+		return RUN_SUCCEEDED;
+	case EXEC_TIMED_OUT:
+		return RUN_TIMED_OUT;
+	case EXEC_CANCELLED:
+		return RUN_CANCELLED;
+	case EXEC_FAILED:
+	default:
+		return RUN_FAILED;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Tasks */
 
@@ -212,24 +227,16 @@ void exec_task_finish(exec_task *t)
 /* ------------------------------------------------------------------ */
 /* Executor */
 
-void exec_ex_handle_closed(executor *ex)
+/* The curl driver's last handle is closed: the executor is gone. */
+static void curl_closed(void *ud)
 {
-	void (*closed)(void *);
-	void *ud;
+	executor *ex = ud;
+	void (*closed)(void *) = ex->closed;
+	void *closed_ud = ex->closed_ud;
 
-	HORA_ASSERT(ex->nhandles > 0);
-	if (--ex->nhandles > 0 || !ex->shutting)
-		return;
-	closed = ex->closed;
-	ud = ex->closed_ud;
 	hora_free(ex);
 	if (closed != NULL)
-		closed(ud);
-}
-
-static void ex_close_cb(uv_handle_t *h)
-{
-	exec_ex_handle_closed(h->data);
+		closed(closed_ud);
 }
 
 static void maybe_shutdown(executor *ex)
@@ -237,8 +244,8 @@ static void maybe_shutdown(executor *ex)
 	if (!ex->closing || ex->shutting || ex->ntasks > 0)
 		return;
 	ex->shutting = true;
-	exec_http_shutdown(ex);
-	uv_close((uv_handle_t *)&ex->curl_timer, ex_close_cb);
+	/* no transfer is left: every task was freed */
+	curl_loop_close(ex->curl, curl_closed, ex);
 }
 
 void executor_set_kill_grace_ms(executor *ex, uint64_t ms)
@@ -263,13 +270,10 @@ int executor_new(uv_loop_t *loop, executor **out, hora_error *err)
 	ex->loop = loop;
 	ex->kill_grace_ms = EXEC_KILL_GRACE_MS;
 	ex->drain_ms = EXEC_DRAIN_MS;
-	if ((rv = exec_http_init(ex, err)) != 0) {
+	if ((rv = curl_loop_new(loop, &ex->curl, err)) != 0) {
 		hora_free(ex);
 		return rv;
 	}
-	uv_timer_init(loop, &ex->curl_timer);
-	ex->curl_timer.data = ex;
-	ex->nhandles = 1;
 	*out = ex;
 	return 0;
 }

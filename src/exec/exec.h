@@ -17,6 +17,7 @@
 
 #include "core/civil.h"
 #include "core/err.h"
+#include "sched/run.h"
 
 #define EXEC_OUTPUT_MAX (64 * 1024)   /* tail kept of stdout+stderr/body */
 #define EXEC_KILL_GRACE_MS 5000       /* SIGTERM, then SIGKILL after this */
@@ -44,6 +45,10 @@ typedef struct exec_request {
 	const json_t *http;    /* {url, method, headers, body} */
 	int64_t timeout_usec;  /* 0: none */
 } exec_request;
+
+/* The run status a result reports (RUN_SUCCEEDED, RUN_FAILED,
+ * RUN_TIMED_OUT, RUN_CANCELLED): one mapping for both worker engines. */
+run_status exec_status_run(exec_status s);
 
 typedef struct exec_result {
 	exec_status status;

@@ -1,9 +1,9 @@
 /*
- * exec_http.c - a run's `http` request through libcurl's multi interface,
- * driven by the loop: CURLMOPT_SOCKETFUNCTION gives each socket a
- * uv_poll_t, CURLMOPT_TIMERFUNCTION drives one uv_timer_t, and both call
- * curl_multi_socket_action (the curl-multi-uv pattern).  Name resolution
- * uses libcurl's asynchronous resolver, so nothing blocks the loop.
+ * exec_http.c - a run's `http` request, a transfer on the executor's
+ * libcurl multi driver (net/curl_loop.h: sockets and timer on the loop,
+ * libcurl's asynchronous resolver, nothing blocks), with the transport
+ * options of net/http_client.h (http/https only, no signals, hora's
+ * User-Agent).
  *
  * The request: method, headers, body as stored by job_json.c, plus
  * X-Hora-Run-Id, X-Hora-Job, X-Hora-Scheduled-At and X-Hora-Attempt (these
@@ -23,14 +23,8 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
-
-struct exec_poll {
-	uv_poll_t poll;
-	executor *ex;
-	curl_socket_t fd;
-	exec_poll *prev, *next; /* ex->polls, until the close callback */
-	bool closing;
-};
+#include "core/http_token.h"
+#include "net/http_client.h"
 
 static const char *const methods[] = {
 	"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
@@ -42,10 +36,6 @@ static const char *const own_headers[] = {
 };
 #define NOWN (sizeof own_headers / sizeof own_headers[0])
 
-#ifndef HORA_VERSION
-#define HORA_VERSION "0"
-#endif
-
 /* ------------------------------------------------------------------ */
 /* Validation (the job API validated already; a worker may be handed
  * anything, so check again what the code below relies on). */
@@ -56,13 +46,6 @@ static const char *method_canonical(const char *m)
 		if (strcasecmp(m, methods[i]) == 0)
 			return methods[i];
 	return NULL;
-}
-
-static bool token_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 int exec_http_validate(const json_t *http, hora_error *err)
@@ -116,7 +99,7 @@ int exec_http_validate(const json_t *http, hora_error *err)
 					"http.headers: a header name must "
 					"not be empty");
 			for (const char *k = key; *k != '\0'; k++)
-				if (!token_char((unsigned char)*k))
+				if (!http_token_char((unsigned char)*k))
 					return hora_error_set(
 						err, -HORA_EINVAL,
 						"http.headers",
@@ -146,149 +129,6 @@ int exec_http_validate(const json_t *http, hora_error *err)
 }
 
 /* ------------------------------------------------------------------ */
-/* The multi interface on the loop */
-
-static void check_info(executor *ex);
-
-static void poll_close_cb(uv_handle_t *h)
-{
-	exec_poll *p = h->data;
-	executor *ex = p->ex;
-
-	if (p->prev != NULL)
-		p->prev->next = p->next;
-	else
-		ex->polls = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-	hora_free(p);
-	exec_ex_handle_closed(ex);
-}
-
-static void poll_close(exec_poll *p)
-{
-	if (p->closing)
-		return;
-	p->closing = true;
-	uv_close((uv_handle_t *)&p->poll, poll_close_cb);
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
-	exec_poll *p = h->data;
-	executor *ex = p->ex;
-	int flags = 0, running;
-
-	if (status < 0) {
-		flags = CURL_CSELECT_ERR;
-	} else {
-		if (events & UV_READABLE)
-			flags |= CURL_CSELECT_IN;
-		if (events & UV_WRITABLE)
-			flags |= CURL_CSELECT_OUT;
-	}
-	curl_multi_socket_action(ex->multi, p->fd, flags, &running);
-	check_info(ex);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
-		     void *socketp)
-{
-	executor *ex = userp;
-	exec_poll *p = socketp;
-	int events = 0;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (p != NULL) {
-			curl_multi_assign(ex->multi, s, NULL);
-			poll_close(p);
-		}
-		return 0;
-	}
-	if (p == NULL) {
-		if ((p = hora_calloc(1, sizeof *p)) == NULL)
-			return -1;
-		if (uv_poll_init_socket(ex->loop, &p->poll, s) != 0) {
-			hora_free(p);
-			return -1;
-		}
-		p->poll.data = p;
-		p->ex = ex;
-		p->fd = s;
-		p->next = ex->polls;
-		if (ex->polls != NULL)
-			ex->polls->prev = p;
-		ex->polls = p;
-		ex->nhandles++;
-		curl_multi_assign(ex->multi, s, p);
-	}
-	if (what & CURL_POLL_IN)
-		events |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&p->poll, events, poll_cb);
-	return 0;
-}
-
-static void curl_timer_cb(uv_timer_t *h)
-{
-	executor *ex = h->data;
-	int running;
-
-	curl_multi_socket_action(ex->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_info(ex);
-}
-
-static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
-{
-	executor *ex = userp;
-
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&ex->curl_timer);
-	else /* 0 too: on the next iteration, not from inside libcurl */
-		uv_timer_start(&ex->curl_timer, curl_timer_cb,
-			       (uint64_t)timeout_ms, 0);
-	return 0;
-}
-
-int exec_http_init(executor *ex, hora_error *err)
-{
-	static bool global_done;
-
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return hora_error_set(err, -HORA_ENOMEM, "",
-					      "cannot initialise libcurl");
-		global_done = true;
-	}
-	if ((ex->multi = curl_multi_init()) == NULL)
-		return hora_error_set(err, -HORA_ENOMEM, "",
-				      "cannot create a libcurl multi handle");
-	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETDATA, ex);
-	curl_multi_setopt(ex->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-	curl_multi_setopt(ex->multi, CURLMOPT_TIMERDATA, ex);
-	return 0;
-}
-
-void exec_http_shutdown(executor *ex)
-{
-	for (exec_poll *p = ex->polls; p != NULL; p = p->next) {
-		if (p->closing)
-			continue;
-		curl_multi_assign(ex->multi, p->fd, NULL);
-		poll_close(p);
-	}
-	if (ex->multi != NULL) {
-		curl_multi_cleanup(ex->multi);
-		ex->multi = NULL;
-	}
-	uv_timer_stop(&ex->curl_timer);
-}
-
-/* ------------------------------------------------------------------ */
 /* One transfer */
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -299,32 +139,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	return size * nmemb;
 }
 
-/* Append "Name: value" ("Name;" for an empty value, libcurl's way of
- * sending an empty header). */
-static int add_header(exec_http_state *h, const char *name, const char *value)
-{
-	size_t nl = strlen(name), vl = value != NULL ? strlen(value) : 0;
-	struct curl_slist *l;
-	char *line;
-
-	if ((line = hora_malloc(nl + vl + 3)) == NULL)
-		return -1;
-	memcpy(line, name, nl);
-	if (vl == 0) {
-		line[nl] = ';';
-		line[nl + 1] = '\0';
-	} else {
-		line[nl] = ':';
-		line[nl + 1] = ' ';
-		memcpy(line + nl + 2, value, vl + 1);
-	}
-	l = curl_slist_append(h->headers, line);
-	hora_free(line);
-	if (l == NULL)
-		return -1;
-	h->headers = l;
-	return 0;
-}
+static void transfer_done(curl_loop_xfer *x, CURLcode code);
 
 static bool own_header(const char *name)
 {
@@ -340,24 +155,19 @@ static const char *header_safe(const char *v)
 	return v != NULL && strpbrk(v, "\r\n") == NULL ? v : "";
 }
 
-#define SETOPT(opt, val)                                                  \
-	do {                                                              \
-		if ((cc = curl_easy_setopt(e, opt, val)) != CURLE_OK)     \
-			goto setopt_failed;                               \
-	} while (0)
-
 int exec_http_start(exec_task *t, const exec_request *req, hora_error *err)
 {
-	executor *ex = t->ex;
 	exec_http_state *h = &t->u.http;
 	const json_t *http = req->http, *hs, *b, *m;
 	const char *method = "GET";
 	char attempt[16];
-	bool send_body, has_ct = false;
+	bool has_ct = false;
 	size_t body_len = 0;
-	CURLcode cc = CURLE_OK;
-	CURLMcode mc;
-	CURL *e;
+	const httpc_conf conf = {0}; /* hora/VERSION, no connect timeout */
+	httpc_req hr;
+	CURLcode cc;
+	int64_t ms = 0;
+	int rv;
 
 	m = json_object_get(http, "method");
 	if (m != NULL)
@@ -366,16 +176,17 @@ int exec_http_start(exec_task *t, const exec_request *req, hora_error *err)
 	b = json_object_get(http, "body");
 	hs = json_object_get(http, "headers");
 
-	if ((e = curl_easy_init()) == NULL)
+	if ((h->x.easy = curl_easy_init()) == NULL)
 		goto nomem;
-	h->easy = e;
 
 	snprintf(attempt, sizeof attempt, "%u", (unsigned)req->attempt);
-	if (add_header(h, "X-Hora-Run-Id", header_safe(req->run_id)) != 0 ||
-	    add_header(h, "X-Hora-Job", header_safe(req->job)) != 0 ||
-	    add_header(h, "X-Hora-Scheduled-At",
-		       header_safe(req->scheduled_at)) != 0 ||
-	    add_header(h, "X-Hora-Attempt", attempt) != 0)
+	if (httpc_header(&h->headers, "X-Hora-Run-Id",
+			 header_safe(req->run_id)) != 0 ||
+	    httpc_header(&h->headers, "X-Hora-Job", header_safe(req->job)) !=
+		    0 ||
+	    httpc_header(&h->headers, "X-Hora-Scheduled-At",
+			 header_safe(req->scheduled_at)) != 0 ||
+	    httpc_header(&h->headers, "X-Hora-Attempt", attempt) != 0)
 		goto nomem;
 	if (hs != NULL) {
 		const char *key;
@@ -385,85 +196,62 @@ int exec_http_start(exec_task *t, const exec_request *req, hora_error *err)
 				continue;
 			if (strcasecmp(key, "Content-Type") == 0)
 				has_ct = true;
-			if (add_header(h, key, json_string_value(val)) != 0)
+			if (httpc_header(&h->headers, key,
+					 json_string_value(val)) != 0)
 				goto nomem;
 		}
 	}
 
-	/* Which methods carry a body: POST, PUT and PATCH always (empty
-	 * when none is given: Content-Length: 0), the others when given. */
-	send_body = b != NULL || strcmp(method, "POST") == 0 ||
-		    strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
-	if (strcmp(method, "HEAD") == 0)
-		send_body = false;
-	if (send_body) {
-		if (b != NULL)
-			body_len = json_string_length(b);
+	/* The body is the job's, copied (POSTFIELDS points here).  POST,
+	 * PUT and PATCH send one even without it (Content-Length: 0), HEAD
+	 * never does: httpc_prepare's rule.  A body goes without a type
+	 * unless the job gives one: libcurl would claim a form. */
+	if (b != NULL && strcmp(method, "HEAD") != 0) {
+		body_len = json_string_length(b);
 		if ((h->body = hora_malloc(body_len + 1)) == NULL)
 			goto nomem;
-		if (body_len > 0)
-			memcpy(h->body, json_string_value(b), body_len);
+		memcpy(h->body, json_string_value(b), body_len);
 		h->body[body_len] = '\0';
-		if (!has_ct) {
-			struct curl_slist *l =
-				curl_slist_append(h->headers, "Content-Type:");
-			if (l == NULL)
-				goto nomem;
-			h->headers = l;
-		}
 	}
-	{
-		struct curl_slist *l = curl_slist_append(h->headers, "Expect:");
-		if (l == NULL)
-			goto nomem;
-		h->headers = l;
-	}
+	if (!has_ct && (h->body != NULL || strcmp(method, "POST") == 0 ||
+			strcmp(method, "PUT") == 0 ||
+			strcmp(method, "PATCH") == 0) &&
+	    httpc_header(&h->headers, "Content-Type", NULL) != 0)
+		goto nomem;
+	if (httpc_header(&h->headers, "Expect", NULL) != 0)
+		goto nomem;
 
-	SETOPT(CURLOPT_URL, json_string_value(json_object_get(http, "url")));
-	SETOPT(CURLOPT_PRIVATE, (void *)t);
-	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
-	SETOPT(CURLOPT_WRITEDATA, (void *)t);
-	SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
-	SETOPT(CURLOPT_NOSIGNAL, 1L);
-	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-	SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-	SETOPT(CURLOPT_REDIR_PROTOCOLS,
-	       (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	SETOPT(CURLOPT_USERAGENT, "hora/" HORA_VERSION);
-	SETOPT(CURLOPT_HTTPHEADER, h->headers);
-	if (strcmp(method, "HEAD") == 0) {
-		SETOPT(CURLOPT_NOBODY, 1L);
-	} else if (send_body) {
-		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		SETOPT(CURLOPT_POSTFIELDS, h->body);
-		if (strcmp(method, "POST") != 0)
-			SETOPT(CURLOPT_CUSTOMREQUEST, method);
-	} else if (strcmp(method, "GET") != 0) {
-		SETOPT(CURLOPT_CUSTOMREQUEST, method);
-	}
 	if (t->timeout_usec > 0) {
-		int64_t ms = (t->timeout_usec + 999) / 1000;
+		ms = (t->timeout_usec + 999) / 1000;
 		if (ms > (int64_t)LONG_MAX)
 			ms = (int64_t)LONG_MAX;
-		SETOPT(CURLOPT_TIMEOUT_MS, (long)ms);
 	}
+	hr = (httpc_req){
+		.method = method,
+		.url = json_string_value(json_object_get(http, "url")),
+		.body = h->body,
+		.body_len = body_len,
+		.headers = h->headers,
+		.timeout_ms = (long)ms,
+		.errbuf = h->errbuf,
+	};
+	if ((cc = httpc_prepare(h->x.easy, &conf, &hr)) != CURLE_OK ||
+	    (cc = curl_easy_setopt(h->x.easy, CURLOPT_WRITEFUNCTION,
+				   write_cb)) != CURLE_OK ||
+	    (cc = curl_easy_setopt(h->x.easy, CURLOPT_WRITEDATA, (void *)t)) !=
+		    CURLE_OK)
+		goto setopt_failed;
 
-	mc = curl_multi_add_handle(ex->multi, e);
-	if (mc == CURLM_OUT_OF_MEMORY)
+	h->x.done = transfer_done;
+	rv = curl_loop_add(t->ex->curl, &h->x);
+	if (rv == -HORA_ENOMEM)
 		goto nomem;
-	if (mc != CURLM_OK) {
+	if (rv != 0) {
 		t->status = EXEC_FAILED;
 		exec_task_set_error(t, "cannot start the HTTP request: %s",
-				    curl_multi_strerror(mc));
+				    hora_strerror(rv));
 		exec_task_report_soon(t);
-		return 0;
 	}
-	h->in_multi = true;
 	return 0;
 
 setopt_failed:
@@ -479,37 +267,16 @@ nomem:
 			      "out of memory starting an HTTP request");
 }
 
-#undef SETOPT
-
-static void transport_error(exec_task *t, CURLcode code)
+/* The transfer is over (out of the multi): decide the result. */
+static void transfer_done(curl_loop_xfer *x, CURLcode code)
 {
-	exec_http_state *h = &t->u.http;
-	const char *text = h->errbuf[0] != '\0' ? h->errbuf
-						: curl_easy_strerror(code);
-	long oserr = 0;
-	size_t n;
-
-	/* libcurl's buffer may end in a newline */
-	exec_task_set_error(t, "%s", text);
-	n = strlen(t->error);
-	while (n > 0 && (t->error[n - 1] == '\n' || t->error[n - 1] == '\r'))
-		t->error[--n] = '\0';
-	if (curl_easy_getinfo(h->easy, CURLINFO_OS_ERRNO, &oserr) ==
-		    CURLE_OK &&
-	    oserr > 0 && oserr <= INT32_MAX) {
-		const char *os = strerror((int)oserr);
-		if (strstr(t->error, os) == NULL)
-			snprintf(t->error + n, sizeof t->error - n, " (%s)",
-				 os);
-	}
-}
-
-static void transfer_done(exec_task *t, CURLcode code)
-{
-	exec_http_state *h = &t->u.http;
+	exec_http_state *h = (exec_http_state *)(void *)((char *)x -
+					offsetof(exec_http_state, x));
+	exec_task *t = (exec_task *)(void *)((char *)h -
+					    offsetof(exec_task, u.http));
 	long status = 0;
 
-	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h->x.easy, CURLINFO_RESPONSE_CODE, &status);
 	t->exit_code = status > 0 && status < 1000 ? (int)status : -1;
 	if (code == CURLE_OK) {
 		if (status >= 200 && status < 300) {
@@ -523,42 +290,15 @@ static void transfer_done(exec_task *t, CURLcode code)
 			t->stop = EXEC_STOP_TIMEOUT;
 	} else {
 		t->status = EXEC_FAILED;
-		transport_error(t, code);
+		httpc_error_text(h->x.easy, code, h->errbuf, t->error,
+				 sizeof t->error);
 	}
 	exec_task_finish(t);
 }
 
-static void check_info(executor *ex)
-{
-	CURLMsg *msg;
-	int pending;
-
-	while (ex->multi != NULL &&
-	       (msg = curl_multi_info_read(ex->multi, &pending)) != NULL) {
-		CURL *e = msg->easy_handle;
-		CURLcode code = msg->data.result;
-		char *priv = NULL;
-		exec_task *t;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-		t = (exec_task *)(void *)priv;
-		HORA_ASSERT(t != NULL && t->u.http.easy == e);
-		curl_multi_remove_handle(ex->multi, e);
-		t->u.http.in_multi = false;
-		transfer_done(t, code);
-	}
-}
-
 void exec_http_stop(exec_task *t)
 {
-	exec_http_state *h = &t->u.http;
-
-	if (h->in_multi) {
-		curl_multi_remove_handle(t->ex->multi, h->easy);
-		h->in_multi = false;
-	}
+	curl_loop_remove(&t->u.http.x);
 }
 
 void exec_http_release(exec_task *t)
@@ -566,9 +306,9 @@ void exec_http_release(exec_task *t)
 	exec_http_state *h = &t->u.http;
 
 	exec_http_stop(t);
-	if (h->easy != NULL) {
-		curl_easy_cleanup(h->easy);
-		h->easy = NULL;
+	if (h->x.easy != NULL) {
+		curl_easy_cleanup(h->x.easy);
+		h->x.easy = NULL;
 	}
 	curl_slist_free_all(h->headers);
 	h->headers = NULL;

@@ -1,7 +1,8 @@
 /*
  * exec_int.h - the executor's internals, shared by exec.c (tasks, the
  * output tail, the executor's life cycle), exec_cmd.c (uv_spawn) and
- * exec_http.c (libcurl multi on the loop), and the test-only setters.
+ * exec_http.c (a transfer on net/curl_loop.h), and the test-only
+ * setters.
  *
  * Life of a task:
  *   executor_run  -> validated, copied, started (spawn / add to multi);
@@ -26,6 +27,7 @@
 #include <uv.h>
 
 #include "exec/exec.h"
+#include "net/curl_loop.h"
 
 /* After the main child exits, how long its pipes may stay open (held by
  * a grandchild) before they are closed and the run reported. */
@@ -86,10 +88,9 @@ typedef struct exec_cmd_state {
 } exec_cmd_state;
 
 typedef struct exec_http_state {
-	CURL *easy;
+	curl_loop_xfer x; /* x.easy: the request; in flight while added */
 	struct curl_slist *headers;
 	char *body; /* POSTFIELDS points here (not copied by libcurl) */
-	bool in_multi;
 	char errbuf[CURL_ERROR_SIZE];
 } exec_http_state;
 
@@ -119,21 +120,16 @@ struct exec_task {
 	} u;
 };
 
-typedef struct exec_poll exec_poll;
-
 struct executor {
 	uv_loop_t *loop;
 	exec_task *tasks;
 	unsigned active; /* not yet reported */
 	unsigned ntasks; /* not yet freed */
 
-	CURLM *multi;
-	uv_timer_t curl_timer;
-	exec_poll *polls;
-	unsigned nhandles; /* curl_timer + polls */
+	curl_loop *curl; /* the `http` transfers */
 
 	bool closing;
-	bool shutting; /* every task gone: closing our own handles */
+	bool shutting; /* every task gone: closing the curl driver */
 	void (*closed)(void *ud);
 	void *closed_ud;
 
@@ -146,7 +142,6 @@ struct executor {
 };
 
 /* exec.c */
-void exec_ex_handle_closed(executor *ex); /* curl_timer or a poll closed */
 void exec_task_close_cb(uv_handle_t *h); /* h->data is the task */
 void exec_task_finish(exec_task *t);      /* report + close the handles */
 void exec_task_report_soon(exec_task *t); /* exec_task_finish via timer */
@@ -164,12 +159,10 @@ void exec_cmd_timer(exec_task *t);
 void exec_cmd_result(exec_task *t); /* fill status/exit_code/error */
 
 /* exec_http.c */
-int exec_http_init(executor *ex, hora_error *err);
 int exec_http_validate(const json_t *http, hora_error *err);
 int exec_http_start(exec_task *t, const exec_request *req, hora_error *err);
 void exec_http_stop(exec_task *t);     /* cancel: abort the transfer */
 void exec_http_release(exec_task *t);  /* free the easy handle & co. */
-void exec_http_shutdown(executor *ex); /* close polls, multi cleanup */
 
 /* Test hooks: the SIGTERM-to-SIGKILL grace (default EXEC_KILL_GRACE_MS)
  * and the pipe drain after exit (default EXEC_DRAIN_MS). */

@@ -4,6 +4,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/utf8.h"
 
 /* TLV tags of a job spec.  Never renumber; add new ones at the end. */
 enum {
@@ -35,7 +36,7 @@ static void header(wire_writer *w, entry_type type, uint8_t flags,
 
 static int finish(wire_writer *w, uint8_t **buf, size_t *len)
 {
-	if (w->failed) {
+	if (wire_failed(w)) {
 		wire_writer_free(w);
 		return -HORA_ENOMEM;
 	}
@@ -316,62 +317,24 @@ int entry_read_header(wire_reader *r, const void *buf, size_t len,
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	size_t n;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (n > left)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if (n == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f)))
-		return 0; /* overlong, or a UTF-16 surrogate */
-	if (n == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
-		return 0;
-	return n;
-}
-
 void entry_sanitize_text(char *buf, size_t len)
 {
-	unsigned char *p = (unsigned char *)buf;
-	for (size_t i = 0; i < len;) {
-		size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
-		if (n == 0) {
-			p[i++] = '?';
-			continue;
-		}
-		i += n;
-	}
+	utf8_scrub(buf, len, UTF8_NUL_BAD);
 }
 
 void entry_put_text(wire_writer *w, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t start = w->len;
 	wire_u32(w, (uint32_t)len);
 	for (size_t i = 0; i < len;) {
-		size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
+		size_t n = utf8_seq(s + i, len - i, UTF8_NUL_BAD);
 		if (n == 0) {
 			wire_u8(w, '?');
 			i++;
 		} else {
-			wire_put(w, p + i, n);
+			wire_put(w, s + i, n);
 			i += n;
 		}
 	}
-	(void)start;
 }
 
 int entry_encode_fire(const fire_item *items, size_t n, hora_time stamp,

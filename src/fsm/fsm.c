@@ -400,7 +400,7 @@ static int snapshot_job(job *j, void *ud)
 	state_u64(w, STATE_FLAGS, j->flags);
 	state_u64(w, STATE_LAST_FIRED, (uint64_t)j->last_fired);
 	wire_u16(w, STATE_END);
-	return w->failed ? -HORA_ENOMEM : 0;
+	return wire_failed(w) ? -HORA_ENOMEM : 0;
 }
 
 int fsm_snapshot_encode(const fsm *f, uint8_t **buf, size_t *len)
@@ -420,7 +420,7 @@ int fsm_snapshot_encode(const fsm *f, uint8_t **buf, size_t *len)
 	wire_u64(&w, store_count(f->jobs));
 	store_each(f->jobs, snapshot_job, &w);
 	fsm__runs_snapshot(f, &w);
-	if (w.failed) {
+	if (wire_failed(&w)) {
 		wire_writer_free(&w);
 		return -HORA_ENOMEM;
 	}

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "core/alloc.h"
+#include "core/buf.h"
 
 void wire_writer_init(wire_writer *w)
 {
@@ -11,38 +11,22 @@ void wire_writer_init(wire_writer *w)
 
 uint8_t *wire_writer_take(wire_writer *w, size_t *len)
 {
-	uint8_t *b = w->buf;
-	*len = w->len;
-	w->buf = NULL;
-	w->len = w->cap = 0;
-	return b;
+	return (uint8_t *)buf_take(&w->b, len);
 }
 
 void wire_writer_free(wire_writer *w)
 {
-	hora_free(w->buf);
-	memset(w, 0, sizeof *w);
+	buf_free(&w->b);
+}
+
+bool wire_failed(const wire_writer *w)
+{
+	return w->b.oom;
 }
 
 void wire_put(wire_writer *w, const void *p, size_t n)
 {
-	if (w->failed)
-		return;
-	if (w->len + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 256;
-		while (cap < w->len + n)
-			cap *= 2;
-		uint8_t *b = hora_realloc(w->buf, cap);
-		if (b == NULL) {
-			w->failed = true;
-			return;
-		}
-		w->buf = b;
-		w->cap = cap;
-	}
-	if (n)
-		memcpy(w->buf + w->len, p, n);
-	w->len += n;
+	buf_add(&w->b, p, n);
 }
 
 void wire_u8(wire_writer *w, uint8_t v)
@@ -74,17 +58,17 @@ void wire_u64(wire_writer *w, uint64_t v)
 
 size_t wire_reserve_u32(wire_writer *w)
 {
-	size_t off = w->len;
+	size_t off = w->b.len;
 	wire_u32(w, 0);
 	return off;
 }
 
 void wire_patch_u32(wire_writer *w, size_t off, uint32_t v)
 {
-	if (w->failed || off + 4 > w->len)
+	if (w->b.oom || off + 4 > w->b.len)
 		return;
 	for (int i = 0; i < 4; i++)
-		w->buf[off + (size_t)i] = (uint8_t)(v >> (8 * i));
+		w->b.p[off + (size_t)i] = (char)(uint8_t)(v >> (8 * i));
 }
 
 void wire_reader_init(wire_reader *r, const void *buf, size_t len)

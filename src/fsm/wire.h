@@ -1,8 +1,8 @@
 /*
  * wire.h - little-endian byte writer and bounds-checked reader.
  *
- * The writer grows a hora_malloc buffer; any allocation failure sticks
- * (w->failed) so a sequence of puts needs one check at the end.  The
+ * The writer is a core/buf.h buffer: any allocation failure sticks
+ * (wire_failed) so a sequence of puts needs one check at the end.  The
  * reader never reads past its end: a short read sets r->bad and returns
  * zeros, so decoders check once and report -HORA_ECORRUPT.
  */
@@ -13,17 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 typedef struct wire_writer {
-	uint8_t *buf;
-	size_t len;
-	size_t cap;
-	bool failed;
+	hora_buf b;
 } wire_writer;
 
 void wire_writer_init(wire_writer *w);
 /* Hand the buffer to the caller (who frees it with hora_free). */
 uint8_t *wire_writer_take(wire_writer *w, size_t *len);
 void wire_writer_free(wire_writer *w);
+/* An allocation failed: the bytes are incomplete. */
+bool wire_failed(const wire_writer *w);
 void wire_put(wire_writer *w, const void *p, size_t n);
 void wire_u8(wire_writer *w, uint8_t v);
 void wire_u16(wire_writer *w, uint16_t v);

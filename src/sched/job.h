@@ -102,11 +102,6 @@ enum {
 	JOB_F_DONE = 1 << 1, /* one-shot fired, or max_runs reached */
 };
 
-/* local_flags: */
-enum {
-	JOB_L_PLANNED = 1 << 0, /* a FIRE for next_run_at is in flight */
-};
-
 #define JOB_NOT_QUEUED UINT32_MAX
 
 /* A stored job (see the top of this file). */
@@ -124,7 +119,6 @@ typedef struct job {
 	struct run *runs;     /* history, newest first (fsm) */
 	uint32_t run_hist;    /* runs in that list */
 	uint32_t active_runs; /* scheduled or running */
-	uint8_t local_flags;  /* leader-only bookkeeping, never replicated */
 	const char *queue; /* interned (store.c) */
 	const hora_tz *tz; /* shared (tz.c) */
 	uint16_t max_attempts;

@@ -3,8 +3,9 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/err.h"
-#include "sched/heap.h"
+#include "sched/run_status.h"
 
 run *run_new(uint64_t id, const char *job, const char *queue)
 {
@@ -17,8 +18,6 @@ run *run_new(uint64_t id, const char *job, const char *queue)
 	r->attempt = 1;
 	r->exit_code = -1;
 	r->status = RUN_SCHEDULED;
-	r->sched_idx = HEAP_NONE;
-	r->lease_idx = HEAP_NONE;
 	memcpy(r->job, job, n + 1);
 	return r;
 }
@@ -27,8 +26,10 @@ void run_free(run *r)
 {
 	if (r == NULL)
 		return;
+	/* the dispatcher lets go of a run before the state machine frees
+	 * it (fsm_observer.run_freed, .reset) */
+	HORA_ASSERT(r->lead == NULL);
 	hora_free(r->worker);
-	hora_free(r->local_worker);
 	hora_free(r->output);
 	hora_free(r->error);
 	hora_free(r);
@@ -38,6 +39,12 @@ static const char *const names[RUN_STATUS_COUNT] = {
 	"scheduled", "running", "succeeded", "failed",
 	"timed_out", "skipped", "cancelled",
 };
+
+const char *run_status_str(int status)
+{
+	return status >= 0 && status < RUN_STATUS_COUNT ? names[status]
+							: "unknown";
+}
 
 const char *run_status_name(const run *r, hora_time now)
 {

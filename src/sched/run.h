@@ -4,8 +4,10 @@
  *
  * Runs are replicated state: the state machine creates them (FIRE),
  * leases them (LEASE), finishes or retries them (COMPLETE) and hands them
- * back (EXPIRE).  The fields marked "leader" are the dispatcher's own
- * bookkeeping on the leader and are never replicated or snapshotted.
+ * back (EXPIRE).  Two pointers at the end are local to a node and never
+ * replicated or snapshotted: the leader's dispatcher hangs its
+ * bookkeeping on `lead`, and the built-in executor its execution on
+ * `exec`; neither is read or written here or in the state machine.
  *
  * One allocation holds the fixed part and the job name; worker, output
  * and error change over the run's life and are separate (hora_malloc).
@@ -18,6 +20,8 @@
 #include <stdint.h>
 
 #include "core/civil.h"
+
+struct run_lead;
 
 typedef enum {
 	RUN_SCHEDULED = 0, /* waiting for due_at ("ready" once due) */
@@ -60,16 +64,12 @@ typedef struct run {
 	char *output;
 	uint32_t output_len;
 	char *error;
-	/* leader: */
-	uint32_t sched_idx; /* in the dispatcher's due or ready heap */
-	uint8_t sched_where; /* 0 none, 1 due heap, 2 a ready heap */
-	uint32_t lease_idx; /* in the dispatcher's lease heap */
-	bool leased_local;  /* handed out, LEASE not yet applied: */
-	char *local_worker; /*   to whom (hora_malloc) */
-	hora_time local_started;
-	hora_time local_exp;
-	bool overlap_pending; /* an OVERLAP entry is in flight */
-	void *exec;         /* built-in execution, if any */
+	/* Leader only: the dispatcher's bookkeeping of this active run
+	 * (struct run_lead, src/cluster/dispatch_int.h), NULL on other
+	 * nodes and once the run is final.  Owned by the dispatcher, which
+	 * clears it before the run is freed. */
+	struct run_lead *lead;
+	void *exec;         /* built-in execution (src/daemon/workers.c) */
 	char job[];         /* the job's name */
 } run;
 

@@ -679,8 +679,8 @@ class Runs(RunsBase):
 
     # The two tests below hold the first run of an "@every 1s" job for
     # half a period.  Observed: the run of the next instant is created
-    # (FIRE applied) about 1 s before it is due -- DISPATCH_LOOKAHEAD_MS in
-    # src/cluster/dispatch.c -- and overlap is decided then, against the
+    # (FIRE applied) about 1 s before it is due -- PLAN_LOOKAHEAD_MS in
+    # src/cluster/plan.h -- and overlap is decided then, against the
     # run that is active at planning time rather than at the due time:
     #   forbid: the next run is "skipped" with finished_at ~1 s before its
     #     scheduled_at although the previous run completed 0.5 s before it

@@ -1,25 +1,30 @@
 /*
  * Deterministic cluster simulation: hora's state machine (src/fsm) on every
  * server of a C-Raft 0.22.1 raft_fixture cluster (in-memory I/O, simulated
- * time), driven by a planner, workers and a client modelled on
- * src/cluster/dispatch.c, under partitions, frozen servers, slow disks,
- * lossy links and changing latencies chosen by the seed.  See DESIGN.md
- * "Testing".
+ * time), driven by the leader's shipped decisions (src/cluster/plan.c,
+ * src/cluster/expiry.c), simulated workers and a client, under
+ * partitions, frozen servers, slow disks, lossy links and changing
+ * latencies chosen by the seed.  See DESIGN.md "Testing".
  *
  * The pieces:
  *   - every server runs hora's fsm behind a raft_fsm adapter like
- *     src/cluster/node.c (index = raft_last_applied + 1, entries framed to
- *     8 bytes with a pad-count last byte, FSM version 2 with
- *     snapshot_finalize, restore frees the buffer with raft_free);
- *   - on EVERY server that believes it leads (stale leaders included) a
- *     planner proposes FIRE items for jobs due within 1 s, each expecting
- *     the job's next_run_at as THAT server's fsm sees it (misfire handling
- *     as in plan_job); a claim step leases due runs to simulated workers;
- *     an expiry step proposes EXPIRE for leases that ran out;
+ *     src/cluster/node.c (index = raft_last_applied + 1, entries framed by
+ *     src/fsm/frame.c, FSM version 2 with snapshot_finalize, restore frees
+ *     the buffer with raft_free);
+ *   - on EVERY server that believes it leads (stale leaders included) the
+ *     shipped planner (plan_make: look-ahead window, misfire policies,
+ *     jitter) plans FIRE items against THAT server's fsm, one FIRE entry
+ *     in flight at a time as src/cluster/dispatch.c drives it; a claim
+ *     step leases due runs to simulated workers; an expiry step proposes
+ *     EXPIRE for the leases expiry_decide says ran out;
  *   - workers complete (success, or failure with retry), heartbeat, or
- *     stall and let the lease expire; a client creates, re-times, pauses,
- *     resumes and deletes jobs;
+ *     stall and let the lease expire, while the leader they reach still
+ *     sees them holding the lease (expiry_holds); a client creates,
+ *     re-times, re-puts unchanged, pauses, resumes and deletes jobs, some
+ *     of them with jitter;
  *   - the clock is the fixture's: now = BASE + raft_fixture_time() ms.
+ * The hand-out from memory (ready heaps, timerfd, waiting claims) is
+ * loop-bound and not simulated: the claim step reads the fsm directly.
  *
  * The committed log is reconstructed from the applies of all servers (the
  * first server to apply index i records its bytes; every other server
@@ -42,6 +47,17 @@
  *   5. after healing all servers apply the same last index and their
  *      fsm_snapshot_encode bytes equal each other and the reference's.
  *
+ * Two exactly-once bugs this simulation found are fixed (commit e649ece),
+ * and the workload that found them always runs:
+ *   1. a PUT_JOBS replacing a job with the same schedule text recomputed
+ *      next_run_at from the PUT's stamp, so an instant the planner had
+ *      already fired ahead fired again (jobs now keep last_fired);
+ *   2. an EXPIRE proposed from a lease end that a later-committed
+ *      heartbeat had extended handed the run to a second worker (EXPIRE2
+ *      carries the lease end and is refused when the lease moved on).
+ *      The "leases expired while extended" figure counts such expiries
+ *      applied; it stays 0.
+ *
  * raft_fixture 0.22.1 limits, and what is used instead:
  *   - no crash/restart: raft_fixture_kill freezes a server (no ticks, no
  *     messages; its memory, log and fsm survive) and raft_fixture_revive
@@ -60,38 +76,10 @@
  *     forever (redrawn every 0.5-1.5 s).  Pre-vote and 1024 in-flight
  *     entries are set as src/cluster/node.c sets them.
  *
- * Known bugs (hora's fsm, src/fsm; found by this simulation, not fixed
- * here).  By default the workload avoids bug 1 and bug 2 is counted (the
- * "leases expired while extended" figure) rather than failing the test;
- * HORA_SIM_KNOWN_BUGS=1 adds the workload for bug 1 and makes bug 2 fail.
- *   1. A PUT_JOBS that replaces a job with the same schedule text keeps
- *      the anchor but recomputes next_run_at from the PUT's stamp
- *      (apply_put), so an instant the planner already fired ahead (up to
- *      1 s) becomes the job's next instant again and fires twice:
- *        PUT every1 "@every 1s" @2.200 s          -> next 3.200
- *        FIRE every1 expect 3.200 at 3.200         -> run A, next 4.200
- *        PUT every1 "@every 1s" (new priority) @3.000 -> next 3.200 again
- *        FIRE every1 expect 3.200 at 3.200         -> run B: two runs
- *      A changed schedule that shares instants with the old one (cron
- *      "*\/2" -> "*\/4" within the window) does the same.
- *   2. EXPIRE (run, attempt) hands back a running attempt whatever its
- *      lease end now is.  A LEASE that extends the lease (a heartbeat, or
- *      a second delivery of the run to the same worker by a leader whose
- *      applied state lags) can sit in the log ahead of an EXPIRE that the
- *      leader proposed from the old lease end:
- *        LEASE r/1 w0 until 21.126                 (applied)
- *        LEASE r/1 w0 until 24.133                 (ack: w0 holds to 24.1)
- *        EXPIRE r/1 stamped 22.643                 -> attempt 2 scheduled
- *        LEASE r/2 w2 ...                          -> w0 and w2 both hold r
- *      The EXPIRE item would need the lease end it expires (as FIRE has
- *      `expect`); a check of the stamp against lease_expires_at alone
- *      would also refuse hand-backs (heartbeat lease_ms 0).
- *
  * Environment: HORA_SIM_SEEDS=N runs N seeds per family (default 30 for 3
  * nodes, 20 for 5); HORA_SIM_SEED=S runs only seed S (HORA_SIM_NODES=3|5
  * picks the family); HORA_SIM_VERBOSE=1 logs every action; HORA_SIM_TRACE
- * turns raft's trace on; HORA_SIM_KNOWN_BUGS=1 adds workload that
- * triggers the known bugs listed below.
+ * turns raft's trace on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -108,9 +96,11 @@
 #include <raft.h>
 #include <raft/fixture.h>
 
+#include "cluster/expiry.h"
+#include "cluster/plan.h"
 #include "core/alloc.h"
-#include "cron/schedule.h"
 #include "fsm/entry.h"
+#include "fsm/frame.h"
 #include "fsm/fsm.h"
 #include "sched/run.h"
 #include "sched/store.h"
@@ -121,12 +111,9 @@
 /* an even second, so cron instants are round */
 #define BASE_TIME ((hora_time)1700000000 * SEC)
 
-/* as in src/cluster/dispatch.{c,h} */
-#define LOOKAHEAD (1000 * MS)
-#define MISFIRE_GRACE (5000 * MS)
-#define PLAN_ITEMS_MAX 1024
-#define PLAN_PER_JOB_MAX 64
-#define MISFIRE_ALL_MAX 1000
+/* the shipped planner's (src/cluster/plan.h), for checker 2 */
+#define LOOKAHEAD (PLAN_LOOKAHEAD_MS * MS)
+#define MISFIRE_GRACE (PLAN_MISFIRE_GRACE_MS * MS)
 
 #define AGENT_TICK_MS 10
 #define LEASE_MS 1500
@@ -161,23 +148,6 @@ static unsigned rnd(uint64_t *s, unsigned n)
 static bool chance(uint64_t *s, unsigned percent)
 {
 	return rnd(s, 100) < percent;
-}
-
-/* framing of src/cluster/node.c */
-static size_t framed_len(size_t len)
-{
-	return (len + 1 + 7) & ~(size_t)7;
-}
-
-static size_t unframe(const struct raft_buffer *buf)
-{
-	const uint8_t *b = buf->base;
-	if (buf->len == 0 || buf->len % 8 != 0)
-		return 0;
-	uint8_t pad = b[buf->len - 1];
-	if (pad < 1 || pad > 8 || pad > buf->len)
-		return 0;
-	return buf->len - pad;
 }
 
 /* ---- the simulation's state --------------------------------------------- */
@@ -269,7 +239,6 @@ struct holder {
 	char worker[16];
 	hora_time exp;
 	bool held;
-	uint32_t revoked; /* attempt expired by known bug 2 */
 	uint32_t done;    /* attempt its worker has reported finished */
 };
 
@@ -282,7 +251,7 @@ struct stats {
 	unsigned seeds;
 	uint64_t fired, misfired, elections, faults, entries, snapshots,
 		restores, leases, expired, completed, conflicts, acked_puts,
-		stale_rejected, steps, known_bug2;
+		stale_rejected, steps, expired_extended;
 	raft_time sim_ms;
 };
 
@@ -292,7 +261,6 @@ struct sim {
 	uint64_t seed;
 	uint64_t rng;
 	bool verbose;
-	bool known_bugs;
 	bool closing;
 	bool agents_on;
 	bool faults_on;
@@ -434,7 +402,6 @@ static raft_time to_fixture_ms(hora_time t)
 
 static void check_lease_beliefs(struct sim *sim, uint64_t id, uint32_t attempt,
 				unsigned worker, hora_time now, const char *what);
-static void drop_beliefs(struct sim *sim, uint64_t id, uint32_t attempt);
 static bool ref_holds(struct sim *sim, uint64_t id, uint32_t attempt,
 		      unsigned worker);
 static bool cancelled_by_pause(const run *r);
@@ -661,21 +628,16 @@ static void observe(struct sim *sim, uint64_t index, const struct logent *e)
 			struct holder *ho = holder_of(sim, id);
 			sim->st.expired++;
 			if (ho->held && ho->exp > h.stamp) {
-				/* known bug 2: the lease was extended after
-				 * the leader decided to expire it */
-				sim->st.known_bug2++;
+				/* bug 2 (fixed): the lease was extended after
+				 * the leader decided to expire it; the
+				 * worker's belief stays, so checker 4 fails */
+				sim->st.expired_extended++;
 				vlog(sim,
-				     "known bug 2: run %" PRIu64
+				     "bug 2: run %" PRIu64
 				     " attempt %u expired at %+" PRId64
 				     " ms, its lease runs to %+" PRId64 " ms",
 				     id, attempt, (h.stamp - BASE_TIME) / MS,
 				     (ho->exp - BASE_TIME) / MS);
-				if (!sim->known_bugs) {
-					/* the worker loses the lease (it
-					 * would learn so on completing) */
-					drop_beliefs(sim, id, attempt);
-					ho->revoked = attempt;
-				}
 			}
 			ho->held = false;
 			/* 4: a worker holding an acknowledged lease of this
@@ -733,13 +695,14 @@ static void describe(struct sim *sim, uint64_t index, const struct logent *e,
 			char *nm = entry_get_str(&r, JOB_NAME_MAX);
 			hora_time ex = (hora_time)wire_get_u64(&r);
 			hora_time at = (hora_time)wire_get_u64(&r);
-			(void)wire_get_u64(&r);
+			hora_time due = (hora_time)wire_get_u64(&r);
 			hora_time ra = (hora_time)wire_get_u64(&r);
 			uint8_t fl = wire_get_u8(&r);
 			OUT(" FIRE %s expect %+" PRId64 " at %+" PRId64
-			    " resume %+" PRId64 " fl %u ->%d",
+			    " due %+" PRId64 " resume %+" PRId64 " fl %u ->%d",
 			    nm ? nm : "?", (ex - BASE_TIME) / MS,
-			    (at - BASE_TIME) / MS, (ra - BASE_TIME) / MS, fl, oc);
+			    (at - BASE_TIME) / MS, (due - BASE_TIME) / MS,
+			    (ra - BASE_TIME) / MS, fl, oc);
 			hora_free(nm);
 			break;
 		}
@@ -880,7 +843,7 @@ static int sim_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	struct server *s = rf->data;
 	struct sim *sim = s->sim;
 	raft_index index = raft_last_applied(s->raft) + 1;
-	size_t len = unframe(buf);
+	size_t len = frame_entry_len(buf->base, buf->len);
 	if (index <= fsm_last_index(s->f))
 		violation(sim, "server %u: apply of index %llu after %" PRIu64,
 			  s->i, (unsigned long long)index,
@@ -1057,12 +1020,10 @@ static int propose(struct sim *sim, struct server *s, int kind, uint8_t *buf,
 	struct raft_buffer rb;
 	struct prop *p = calloc(1, sizeof *p);
 	assert_non_null(p);
-	rb.len = framed_len(len);
+	rb.len = frame_len(len);
 	rb.base = raft_malloc(rb.len);
 	assert_non_null(rb.base);
-	memcpy(rb.base, buf, len);
-	memset((uint8_t *)rb.base + len, 0, rb.len - len);
-	((uint8_t *)rb.base)[rb.len - 1] = (uint8_t)(rb.len - len);
+	frame_write(rb.base, buf, len);
 	p->sim = sim;
 	p->server = s->i;
 	p->gen = s->gen;
@@ -1087,78 +1048,18 @@ static int propose(struct sim *sim, struct server *s, int kind, uint8_t *buf,
 	return 0;
 }
 
-/* ---- the planner (plan_job of src/cluster/dispatch.c) -------------------- */
+/* ---- the planner ------------------------------------------------------ */
 
-struct plan {
-	hora_time now, horizon;
-	fire_item items[PLAN_ITEMS_MAX];
-	size_t n;
-};
-
-static void plan_add(struct plan *p, job *j, hora_time expect, hora_time at,
-		     hora_time resume, uint8_t flags)
-{
-	p->items[p->n++] = (fire_item){
-		.job = job_name(j),
-		.expect = expect,
-		.scheduled_at = at,
-		.due_at = at,
-		.resume_after = resume,
-		.flags = flags,
-	};
-}
-
-static int plan_job(job *j, void *ud)
-{
-	struct plan *p = ud;
-	hora_time t = j->next_run_at;
-	if (t == HORA_TIME_NONE || t > p->horizon || p->n >= PLAN_ITEMS_MAX)
-		return 0;
-	if (t < p->now - MISFIRE_GRACE) {
-		if (j->misfire == JOB_MISFIRE_SKIP) {
-			plan_add(p, j, t, 0, p->now, FIRE_NO_RUN);
-			return 0;
-		}
-		if (j->misfire == JOB_MISFIRE_ONCE) {
-			hora_time last = t, k = t;
-			for (int guard = 0; guard < 100000; guard++) {
-				k = fsm_next_fire(j, k);
-				if (k == HORA_TIME_NONE || k > p->now)
-					break;
-				last = k;
-			}
-			plan_add(p, j, t, last, p->now, 0);
-			return 0;
-		}
-	}
-	for (int k = 0; k < (t < p->now - MISFIRE_GRACE ? MISFIRE_ALL_MAX
-							: PLAN_PER_JOB_MAX) &&
-			p->n < PLAN_ITEMS_MAX;
-	     k++) {
-		plan_add(p, j, t, t, t, 0);
-		hora_time next = fsm_next_fire(j, t);
-		if (next == HORA_TIME_NONE || next > p->horizon)
-			break;
-		hora_schedule s;
-		job_schedule(j, &s);
-		if (schedule_is_once(&s))
-			break;
-		t = next;
-	}
-	return 0;
-}
-
+/* src/cluster/plan.c, driven as dispatch.c drives it: a pass per agent
+ * tick unless this server's FIRE entry of this term is in flight. */
 static void planner(struct sim *sim, struct server *s)
 {
-	static struct plan p;
+	static plan p;
 	uint8_t *buf;
 	size_t len;
 	if (s->planning)
 		return;
-	p.now = sim_now(sim);
-	p.horizon = p.now + LOOKAHEAD;
-	p.n = 0;
-	store_each(fsm_store(s->f), plan_job, &p);
+	plan_make(&p, fsm_store(s->f), sim_now(sim));
 	if (p.n == 0)
 		return;
 	assert_int_equal(entry_encode_fire(p.items, p.n, p.now, &buf, &len), 0);
@@ -1190,14 +1091,25 @@ static int scan_ready(run *r, void *ud)
 	return 0;
 }
 
+/* src/cluster/expiry.c decides, as leases.c asks it. */
 static int scan_expired(run *r, void *ud)
 {
 	struct scan *sc = ud;
 	if (sc->ne >= 64 || r->status != RUN_RUNNING ||
-	    r->lease_expires_at > sc->now ||
 	    pending_has(sc->s->expires, sc->s->n_expires, r->id))
 		return 0;
-	sc->expires[sc->ne++] = (expire_item){r->id, r->attempt, r->lease_expires_at};
+	job *j = store_get(fsm_store(sc->s->f), r->job);
+	switch (expiry_decide(r, expiry_deadline(r, j), sc->now)) {
+	case EXPIRY_LEASE:
+		sc->expires[sc->ne++] = expiry_expire_item(r);
+		break;
+	case EXPIRY_TIMEOUT:
+		violation(sc->sim, "run %" PRIu64 " timed out, but no job "
+			  "of this workload has a timeout", r->id);
+		break;
+	case EXPIRY_NONE:
+		break;
+	}
 	return 0;
 }
 
@@ -1269,16 +1181,6 @@ static void check_lease_beliefs(struct sim *sim, uint64_t id, uint32_t attempt,
 	}
 }
 
-/* Known bug 2 took this lease away (acknowledgements that arrive after
- * the expiry applied do not count). */
-static bool revoked(struct sim *sim, uint64_t id, uint32_t attempt)
-{
-	for (size_t i = sim->n_holders; i-- > 0;)
-		if (sim->holders[i].run == id)
-			return sim->holders[i].revoked == attempt;
-	return false;
-}
-
 /* Whether the log, as applied so far, has the lease with this worker: an
  * acknowledgement that arrives after the attempt ended gives nothing. */
 static bool ref_holds(struct sim *sim, uint64_t id, uint32_t attempt,
@@ -1297,19 +1199,11 @@ static bool ref_holds(struct sim *sim, uint64_t id, uint32_t attempt,
 	       r->worker && strcmp(r->worker, w) == 0;
 }
 
-static void drop_beliefs(struct sim *sim, uint64_t id, uint32_t attempt)
-{
-	for (unsigned b = 0; b < sim->n_beliefs; b++)
-		if (sim->beliefs[b].run == id &&
-		    sim->beliefs[b].attempt == attempt)
-			sim->beliefs[b].active = false;
-}
-
 static void belief_new(struct sim *sim, uint64_t id, uint32_t attempt,
 		       unsigned worker, hora_time exp)
 {
 	hora_time now = sim_now(sim);
-	if (revoked(sim, id, attempt) || !ref_holds(sim, id, attempt, worker))
+	if (!ref_holds(sim, id, attempt, worker))
 		return;
 	check_lease_beliefs(sim, id, attempt, worker, now, "leased again");
 	if (exp <= now)
@@ -1368,8 +1262,7 @@ static void belief_extend(struct sim *sim, uint64_t id, uint32_t attempt,
 		x->hb_inflight = false;
 		if (exp == 0)
 			continue;
-		if (revoked(sim, id, attempt) ||
-		    !ref_holds(sim, id, attempt, worker)) {
+		if (!ref_holds(sim, id, attempt, worker)) {
 			x->active = false;
 			continue;
 		}
@@ -1398,17 +1291,16 @@ static struct server *some_leader(struct sim *sim)
 	return n ? c[rnd(&sim->rng, n)] : NULL;
 }
 
-/* owns() of src/cluster/dispatch.c, on that leader's state */
+/* Whether that leader would take the worker's report (leases.c, owns):
+ * a claim of this server not yet applied is its hand-out from memory. */
 static bool owns(struct server *s, uint64_t id, uint32_t attempt,
 		 const char *worker)
 {
 	run *r = fsm_run(s->f, id);
 	if (r == NULL || r->attempt != attempt)
 		return false;
-	if (r->status == RUN_RUNNING)
-		return r->worker && strcmp(r->worker, worker) == 0;
-	return r->status == RUN_SCHEDULED &&
-	       pending_has(s->claims, s->n_claims, id);
+	return expiry_holds(r, pending_has(s->claims, s->n_claims, id),
+			    worker);
 }
 
 static void workers(struct sim *sim)
@@ -1472,11 +1364,29 @@ static const char *const initial_names[] = {"every1", "cron2", "after3",
 					    "every700", "cron1-skip",
 					    "every1-all"};
 
+/* Jitter of a job (the planner adds plan_jitter to its due times): the
+ * same for every write of a name, so a re-put stays unchanged. */
+static int64_t jitter_for(const char *name)
+{
+	unsigned k;
+	if (strcmp(name, "cron2") == 0)
+		return 400 * MS;
+	if (strcmp(name, "every700") == 0)
+		return 300 * MS;
+	if (strcmp(name, "every1-all") == 0)
+		return 250 * MS;
+	if (sscanf(name, "dyn%u", &k) == 1)
+		return (hora_time)(k % 3) * 200 * MS;
+	return 0;
+}
+
 static void spec_for(job_spec *s, const char *name, const char *schedule)
 {
 	job_spec_init(s);
 	s->name = (char *)name;
 	s->schedule = (char *)schedule;
+	if (jitter_for(name) > 0)
+		job_spec_set_opt(s, JOB_OPT_JITTER, jitter_for(name));
 }
 
 static void put_initial(struct sim *sim, struct server *s)
@@ -1515,7 +1425,7 @@ static void admin(struct sim *sim)
 	if (s == NULL)
 		return;
 	hora_time now = sim_now(sim);
-	unsigned what = rnd(&sim->rng, sim->known_bugs ? 7 : 5);
+	unsigned what = rnd(&sim->rng, 7);
 	switch (what) {
 	case 0: /* a new job */
 		snprintf(name, sizeof name, "dyn%u", sim->n_dyn++);
@@ -1525,7 +1435,7 @@ static void admin(struct sim *sim)
 		propose(sim, s, P_PUT, buf, len, 0, name);
 		break;
 	case 1: /* re-time a job: a changed schedule starts over from now
-		 * (intervals above the planner's window, see known_bugs) */
+		 * (intervals above the planner's window) */
 		snprintf(name, sizeof name, "%s",
 			 rnd(&sim->rng, 2) || sim->n_dyn == 0
 				 ? initial_names[rnd(&sim->rng, 6)]
@@ -1533,7 +1443,7 @@ static void admin(struct sim *sim)
 		if (strcmp(name, "after3") == 0)
 			break;
 		{
-			/* never the same text twice: see known bug 1 */
+			/* a new text each time; case 5 re-puts the same */
 			char sched[32];
 			snprintf(sched, sizeof sched, "@every %ums",
 				 1601 + 10 * sim->n_retimes++);
@@ -1567,7 +1477,8 @@ static void admin(struct sim *sim)
 		}
 		propose(sim, s, P_ADMIN, buf, len, 0, NULL);
 		break;
-	case 5: /* known bug 1: re-put a job unchanged (say, a new priority) */
+	case 5: /* bug 1's workload: re-put a job unchanged (say, a new
+		 * priority) */
 		snprintf(name, sizeof name, "%s",
 			 rnd(&sim->rng, 2) ? "every1" : "cron2");
 		spec_for(&spec, name,
@@ -1578,7 +1489,7 @@ static void admin(struct sim *sim)
 				 0);
 		propose(sim, s, P_PUT, buf, len, 0, name);
 		break;
-	case 6: /* known bug 1 again: a changed cron that shares instants */
+	case 6: /* bug 1's again: a changed cron that shares instants */
 		spec_for(&spec, "cron2",
 			 rnd(&sim->rng, 2) ? "*/2 * * * * *" : "*/4 * * * * *");
 		assert_int_equal(entry_encode_put(&spec, 1, 0, now, &buf, &len),
@@ -2086,9 +1997,6 @@ static void sim_run(struct sim *sim, unsigned n, uint64_t seed)
 	sim->seed = seed;
 	sim->rng = seed * 0x9e3779b97f4a7c15u + n;
 	sim->verbose = getenv("HORA_SIM_VERBOSE") != NULL;
-	/* both bugs the simulation found are fixed: their workload and
-	 * checks always run (HORA_SIM_KNOWN_BUGS is kept for old scripts) */
-	sim->known_bugs = true;
 	sim->fired = calloc(MAX_FIRED, sizeof *sim->fired);
 	assert_non_null(sim->fired);
 	assert_int_equal(fsm_new(&sim->ref), 0);
@@ -2227,7 +2135,7 @@ static void add_stats(struct stats *to, const struct stats *from)
 	to->acked_puts += from->acked_puts;
 	to->stale_rejected += from->stale_rejected;
 	to->steps += from->steps;
-	to->known_bug2 += from->known_bug2;
+	to->expired_extended += from->expired_extended;
 	to->sim_ms += from->sim_ms;
 }
 
@@ -2277,13 +2185,12 @@ static void family(unsigned n, unsigned dflt_seeds)
 	       " lease conflicts, %" PRIu64 " acked puts, %" PRIu64
 	       " leader changes, %" PRIu64 " faults, %" PRIu64
 	       " snapshots, %" PRIu64 " restores, %" PRIu64
-	       " leases expired while extended (known bug 2)%s\n",
+	       " leases expired while extended (bug 2)\n",
 	       n, tot.seeds, failed, (double)tot.sim_ms / 1000.0, tot.steps,
 	       tot.entries, tot.fired, tot.misfired, tot.stale_rejected,
 	       tot.leases, tot.expired, tot.completed, tot.conflicts,
 	       tot.acked_puts, tot.elections, tot.faults, tot.snapshots,
-	       tot.restores, tot.known_bug2,
-	       getenv("HORA_SIM_KNOWN_BUGS") ? " (with known-bug workload)" : "");
+	       tot.restores, tot.expired_extended);
 	fflush(stdout);
 	if (failed)
 		fail_msg("%u of %u seeds failed; %s", failed, tot.seeds, first);

@@ -1,0 +1,125 @@
+/*
+ * dispatch_int.h - what the dispatcher's files share (dispatch.c,
+ * handout.c, leases.c); nothing outside src/cluster includes it.
+ *
+ * Leader only: everything here is this node's bookkeeping while it
+ * leads, never replicated or snapshotted, and rebuilt from the
+ * replicated runs when it gains leadership (dispatch.c, on_role).
+ * All on the loop thread.
+ */
+#ifndef HORA_CLUSTER_DISPATCH_INT_H
+#define HORA_CLUSTER_DISPATCH_INT_H
+
+#include "cluster/collect.h"
+#include "cluster/dispatch.h"
+#include "cluster/plan.h"
+#include "fsm/fsm.h"
+#include "sched/heap.h"
+
+enum { WHERE_NONE = 0, WHERE_DUE = 1, WHERE_READY = 2 };
+
+/*
+ * The leader's bookkeeping of one active (scheduled or running) run,
+ * hung on run->lead.  Owned by the dispatcher: made when the run is first
+ * queued (dispatch.c, place), freed when the run finishes, is freed by
+ * the state machine, or leadership ends (forget_all), which also clears
+ * run->lead.  Finished runs and every run on a follower have none, so the
+ * replicated record does not carry these bytes.
+ */
+typedef struct run_lead {
+	run *run;
+	struct run_lead *prev, *next; /* dispatch.leads */
+	uint32_t sched_idx;   /* in the due heap or a ready heap */
+	uint32_t lease_idx;   /* in the lease heap */
+	uint8_t where;        /* WHERE_*: which of those heaps */
+	bool overlap_pending; /* an OVERLAP entry is in flight */
+	bool handed_out;      /* claimed from memory, LEASE not applied: */
+	char *worker;         /*   to whom (hora_malloc; NULL on ENOMEM) */
+	hora_time started;    /*   when */
+	hora_time expires;    /*   until when */
+} run_lead;
+
+struct dispatch_waiter {
+	dispatch *d;
+	struct dqueue *q;
+	char worker[256];
+	unsigned max;
+	int64_t lease_ms;
+	dispatch_claim_cb cb;
+	void *ud;
+	uv_timer_t timer;
+	bool timer_live;
+	struct dispatch_waiter *prev, *next;
+};
+
+/* A queue the leader hands out from: its ready runs and waiting claims. */
+typedef struct dqueue {
+	const char *name; /* interned */
+	heap ready;       /* items: run_lead, by priority then due instant */
+	bool touched;     /* got runs in this release pass */
+	dispatch_waiter *wait_head, *wait_tail;
+	struct dqueue *next;
+} dqueue;
+
+/* A lease handed out, waiting for the next LEASE batch. */
+typedef struct lease_pending {
+	uint64_t run;
+	uint32_t attempt;
+	char *worker;
+	hora_time exp;
+} lease_pending;
+
+struct dispatch {
+	uv_loop_t *loop;
+	node *node;
+	fsm *f;
+	bool leader;
+	run_lead *leads; /* every run_lead made while leading */
+	heap due;   /* scheduled runs by due instant (items: run_lead) */
+	heap lease; /* running runs by expiry_deadline (items: run_lead) */
+	dqueue *queues;
+	int tfd; /* the dispatch clock */
+	uv_poll_t tfd_poll;
+	hora_time armed_at;
+	uv_timer_t plan_timer;
+	uv_timer_t lease_timer;
+	uv_timer_t flush_timer;
+	uv_timer_t gc_timer;
+	int64_t once_retention;
+	int closing;   /* handles still to close */
+	bool planning; /* a FIRE entry is in flight */
+	lease_pending *leases;
+	size_t nleases, cap_leases;
+	dispatch_final_cb final_cb;
+	void *final_ud;
+	dispatch_stats stats;
+	plan plan; /* the planner's pass (one at a time) */
+	const char *gc_names[COLLECT_BATCH_MAX];
+};
+
+/* Put r back where its replicated state says it belongs (dispatch.c). */
+void dispatch__place(dispatch *d, run *r);
+
+/* handout.c */
+void dispatch__set_sched_idx(void *item, uint32_t idx);
+/* The queue named `name`, made if `create` (NULL on ENOMEM). */
+dqueue *dispatch__queue(dispatch *d, const char *name, bool create);
+/* Answer every waiting claim with nothing and free every queue. */
+void dispatch__forget_queues(dispatch *d);
+/* Arm the dispatch clock at the earliest due run (disarm if none). */
+void dispatch__arm_clock(dispatch *d);
+void dispatch__on_clock(uv_poll_t *p, int status, int events);
+
+/* leases.c */
+void dispatch__set_lease_idx(void *item, uint32_t idx);
+/* Batch a LEASE of r to worker until exp (flushed on the next loop
+ * turn, or at once when the batch is full); -HORA_ENOMEM. */
+int dispatch__queue_lease(dispatch *d, run *r, const char *worker,
+			  hora_time exp);
+/* Propose every batched LEASE now. */
+void dispatch__flush_leases(dispatch *d);
+void dispatch__forget_leases(dispatch *d);
+/* Arm the lease timer at the earliest deadline (stop it if none). */
+void dispatch__arm_lease_timer(dispatch *d);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * handout.c - dispatch on time: the dispatch clock (a timerfd armed at
+ * the earliest due run), the per-queue ready heaps, waiting claims and
+ * the hand-out of ready runs from memory.  Leader only; see dispatch.h.
+ *
+ * A run handed out is marked on its run_lead (handed_out, to whom, until
+ * when) and its lease is batched into the next LEASE entry (leases.c);
+ * the mark goes when the log moves the run (dispatch__place).
+ */
+#include "cluster/dispatch_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define HELD_MAX 256 /* runs held for an OVERLAP entry per pass */
+
+void dispatch__set_sched_idx(void *item, uint32_t idx)
+{
+	((run_lead *)item)->sched_idx = idx;
+}
+
+/* Ready order: higher priority first, then earlier due. */
+static int64_t ready_key(const run *r)
+{
+	return ((int64_t)(JOB_PRIORITY_MAX - r->priority) << 58) + r->due_at;
+}
+
+dqueue *dispatch__queue(dispatch *d, const char *name, bool create)
+{
+	for (dqueue *q = d->queues; q; q = q->next)
+		if (q->name == name || strcmp(q->name, name) == 0)
+			return q;
+	if (!create)
+		return NULL;
+	dqueue *q = hora_calloc(1, sizeof *q);
+	if (q == NULL)
+		return NULL;
+	q->name = name;
+	heap_init(&q->ready, dispatch__set_sched_idx);
+	q->next = d->queues;
+	d->queues = q;
+	return q;
+}
+
+static void serve_waiting(dispatch *d, dqueue *q);
+
+/* ---- the dispatch clock ----------------------------------------------- */
+
+void dispatch__arm_clock(dispatch *d)
+{
+	const heap_entry *e = heap_top(&d->due);
+	struct itimerspec its;
+	memset(&its, 0, sizeof its);
+	if (e == NULL) {
+		d->armed_at = HORA_TIME_NONE;
+		timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+		return;
+	}
+	if (d->armed_at == e->key)
+		return;
+	d->armed_at = e->key;
+	hora_time t = e->key > 0 ? e->key : 1;
+	its.it_value.tv_sec = (time_t)(t / HORA_USEC_PER_SEC);
+	its.it_value.tv_nsec = (long)(t % HORA_USEC_PER_SEC) * 1000;
+	/* a time in the past fires at once */
+	timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void overlap_done(void *ud, int status, const fsm_result *res)
+{
+	dispatch *d = ud;
+	(void)res;
+	if (status == 0 || !d->leader)
+		return;
+	/* not committed: put the held runs back where they belong */
+	log_warn("overlap entry not committed: %s", hora_strerror(status));
+}
+
+/* A first attempt of a forbid/replace job whose job still has an older
+ * active run: the policy is applied now that it is due, through the log
+ * (OVERLAP), before anyone may claim it. */
+static bool needs_overlap_check(dispatch *d, const run *r)
+{
+	if (r->attempt != 1 || (r->flags & RUN_F_OVERLAP))
+		return false;
+	job *j = store_get(fsm_store(d->f), r->job);
+	if (j == NULL || j->overlap == JOB_OVERLAP_ALLOW || j->active_runs < 2)
+		return false;
+	for (run *o = j->runs; o; o = o->job_next)
+		if (o != r && o->id < r->id && !run_is_final(o))
+			return true;
+	return false;
+}
+
+/* Move every due run to its queue's ready heap, then serve claims: all
+ * runs first, so a waiting claim gets up to its `max` at once rather
+ * than one run each. */
+static void release_due(dispatch *d)
+{
+	hora_time now = hora_wallclock_usec();
+	const heap_entry *e;
+	bool any = false;
+	uint64_t held[HELD_MAX];
+	size_t nheld = 0;
+	while ((e = heap_top(&d->due)) != NULL && e->key <= now) {
+		run_lead *l = e->item;
+		run *r = l->run;
+		heap_remove(&d->due, l->sched_idx);
+		l->where = WHERE_NONE;
+		if (l->overlap_pending)
+			continue;
+		if (needs_overlap_check(d, r)) {
+			if (nheld < HELD_MAX) {
+				l->overlap_pending = true;
+				held[nheld++] = r->id;
+			} else {
+				/* next pass */
+				heap_push(&d->due, r->due_at, l);
+				l->where = WHERE_DUE;
+				break;
+			}
+			continue;
+		}
+		dqueue *q = dispatch__queue(d, r->queue, true);
+		if (q == NULL || heap_push(&q->ready, ready_key(r), l) != 0) {
+			log_error("out of memory readying run %llu",
+				  (unsigned long long)r->id);
+			continue;
+		}
+		l->where = WHERE_READY;
+		q->touched = true;
+		any = true;
+	}
+	for (dqueue *q = d->queues; any && q; q = q->next) {
+		if (q->touched && q->wait_head)
+			serve_waiting(d, q);
+		q->touched = false;
+	}
+	if (nheld > 0) {
+		uint8_t *buf;
+		size_t len;
+		int rv = entry_encode_overlap(held, nheld, now, &buf, &len);
+		if (rv == 0)
+			rv = node_propose(d->node, buf, len, overlap_done, d);
+		if (rv != 0) {
+			/* give them back to the clock: tried again next pass */
+			for (size_t i = 0; i < nheld; i++) {
+				run *r = fsm_run(d->f, held[i]);
+				if (r)
+					dispatch__place(d, r);
+			}
+		}
+	}
+	d->armed_at = HORA_TIME_NONE;
+	dispatch__arm_clock(d);
+}
+
+void dispatch__on_clock(uv_poll_t *p, int status, int events)
+{
+	dispatch *d = p->data;
+	uint64_t expirations;
+	(void)status;
+	(void)events;
+	if (read(d->tfd, &expirations, sizeof expirations) < 0 &&
+	    errno != EAGAIN)
+		log_warn("timerfd read: %s", strerror(errno));
+	if (d->leader) {
+		const heap_entry *top = heap_top(&d->due);
+		hora_time late = top ? hora_wallclock_usec() - top->key : 0;
+		release_due(d);
+		log_debug("dispatch clock woke %lld us after the first due run",
+			  (long long)late);
+	}
+}
+
+/* ---- claims ----------------------------------------------------------- */
+
+static void claim_unlink(dispatch_waiter *c)
+{
+	dqueue *q = c->q;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		q->wait_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		q->wait_tail = c->prev;
+	c->prev = c->next = NULL;
+	c->d->stats.claims_waiting--;
+}
+
+static void claim_timer_closed(uv_handle_t *h)
+{
+	hora_free(h->data);
+}
+
+static void claim_free(dispatch_waiter *c)
+{
+	if (c->timer_live) {
+		uv_timer_stop(&c->timer);
+		uv_close((uv_handle_t *)&c->timer, claim_timer_closed);
+	} else {
+		hora_free(c);
+	}
+}
+
+/* Take up to `max` ready runs of q for `worker`. */
+static size_t take_ready(dispatch *d, dqueue *q, const char *worker,
+			 unsigned max, int64_t lease_ms, run **out)
+{
+	size_t n = 0;
+	hora_time now = hora_wallclock_usec();
+	hora_time exp = now + lease_ms * HORA_USEC_PER_MS;
+	const heap_entry *e;
+	while (n < max && (e = heap_top(&q->ready)) != NULL) {
+		run_lead *l = e->item;
+		run *r = l->run;
+		heap_remove(&q->ready, l->sched_idx);
+		l->where = WHERE_NONE;
+		if (dispatch__queue_lease(d, r, worker, exp) != 0) {
+			/* put it back; it is still ready */
+			heap_push(&q->ready, ready_key(r), l);
+			l->where = WHERE_READY;
+			break;
+		}
+		l->handed_out = true;
+		hora_free(l->worker);
+		l->worker = hora_strdup(worker);
+		l->started = now;
+		l->expires = exp;
+		hist_record(&d->stats.lateness, now - r->due_at);
+		out[n++] = r;
+	}
+	d->stats.handed_out += n;
+	return n;
+}
+
+static void serve_waiting(dispatch *d, dqueue *q)
+{
+	run *got[DISPATCH_CLAIM_MAX];
+	while (q->wait_head && heap_len(&q->ready) > 0) {
+		dispatch_waiter *c = q->wait_head;
+		size_t n = take_ready(d, q, c->worker, c->max, c->lease_ms, got);
+		claim_unlink(c);
+		c->cb(c->ud, got, n);
+		claim_free(c);
+	}
+}
+
+static void on_claim_timeout(uv_timer_t *t)
+{
+	dispatch_waiter *c = t->data;
+
+	claim_unlink(c);
+	c->cb(c->ud, NULL, 0);
+	claim_free(c);
+}
+
+int dispatch_claim(dispatch *d, const char *queue, const char *worker,
+		   unsigned max, int64_t wait_ms, int64_t lease_ms,
+		   dispatch_claim_cb cb, void *ud, dispatch_waiter **out)
+{
+	run *got[DISPATCH_CLAIM_MAX];
+	if (out)
+		*out = NULL;
+	if (!d->leader)
+		return -HORA_ENOTLEADER;
+	if (max > DISPATCH_CLAIM_MAX)
+		max = DISPATCH_CLAIM_MAX;
+	const char *interned = store_intern(fsm_store(d->f), queue);
+	dqueue *q = interned ? dispatch__queue(d, interned, true) : NULL;
+	if (q == NULL)
+		return -HORA_ENOMEM;
+	/* runs may be due since the last clock tick */
+	release_due(d);
+	if (heap_len(&q->ready) > 0 || wait_ms <= 0) {
+		size_t n = take_ready(d, q, worker, max, lease_ms, got);
+
+		cb(ud, got, n);
+		return 0;
+	}
+	dispatch_waiter *c = hora_calloc(1, sizeof *c);
+	if (c == NULL)
+		return -HORA_ENOMEM;
+	c->d = d;
+	c->q = q;
+	snprintf(c->worker, sizeof c->worker, "%s", worker);
+	c->max = max;
+	c->lease_ms = lease_ms;
+	c->cb = cb;
+	c->ud = ud;
+	uv_timer_init(d->loop, &c->timer);
+	c->timer.data = c;
+	c->timer_live = true;
+	uv_timer_start(&c->timer, on_claim_timeout, (uint64_t)wait_ms, 0);
+	c->prev = q->wait_tail;
+	if (q->wait_tail)
+		q->wait_tail->next = c;
+	else
+		q->wait_head = c;
+	q->wait_tail = c;
+	d->stats.claims_waiting++;
+	if (out)
+		*out = c;
+	return 0;
+}
+
+void dispatch_claim_cancel(dispatch_waiter *c)
+{
+
+	claim_unlink(c);
+	claim_free(c);
+}
+
+void dispatch__forget_queues(dispatch *d)
+{
+	for (dqueue *q = d->queues, *next; q; q = next) {
+		next = q->next;
+		while (q->wait_head) {
+			dispatch_waiter *c = q->wait_head;
+			claim_unlink(c);
+			c->cb(c->ud, NULL, 0);
+			claim_free(c);
+		}
+		while (heap_len(&q->ready))
+			heap_remove(&q->ready, 0);
+		heap_free(&q->ready);
+		hora_free(q);
+	}
+	d->queues = NULL;
+}
+
+size_t dispatch_ready_count(const dispatch *d, const char *queue)
+{
+	for (dqueue *q = d->queues; q; q = q->next)
+		if (strcmp(q->name, queue) == 0)
+			return heap_len(&q->ready);
+	return 0;
+}
+
+bool dispatch_handout_of(const run *r, dispatch_handout *out)
+{
+	const run_lead *l = r->lead;
+	if (l == NULL || !l->handed_out)
+		return false;
+	if (out)
+		*out = (dispatch_handout){l->worker, l->started, l->expires};
+	return true;
+}
