@@ -1,5 +1,6 @@
 /*
- * client.h - the CLI's HTTP client for the horad API (API.md "HTTP API").
+ * client.h - the CLI's HTTP client for the horad API (API.md "HTTP API"),
+ * and the option helpers its commands share (printing is in out.h).
  *
  * One hora_client per command invocation: it holds a libcurl easy handle,
  * the base URL (cli_ctx.addr without a trailing '/', "http://" added when
@@ -71,35 +72,12 @@ void client_resp_free(client_resp *r);
 int client_call(hora_client *c, const char *method, const char *path,
 		const json_t *body, client_resp *resp);
 
-/* Print the raw answer body to stdout (adding a final newline when it has
- * none); nothing for an empty body.  Returns CLI_OK or CLI_FAILURE when
- * stdout cannot be written. */
-int client_print_raw(const client_resp *resp);
-
-/* Print `v` indented by 2 spaces, with a newline. */
-int client_print_pretty(const json_t *v);
-
 /*
  * Request paths are built in a hora_buf (core/buf.h), names escaped with
  * buf_add_pct(b, name, BUF_PCT_SEGMENT).  This appends "?key=value" (or
  * "&key=value" once the path has a query) with both escaped the same way.
  */
 void client_query_add(hora_buf *b, const char *key, const char *value);
-
-/*
- * Plain-text tables: columns separated by two spaces, padded to the widest
- * cell, the last column unpadded.  Cells are copied.
- */
-typedef struct client_table client_table;
-
-/* NULL on allocation failure.  `ncols` header cells follow. */
-client_table *client_table_new(size_t ncols, const char *const *header);
-/* Add a row of ncols cells (NULL cells print as "-").  Returns 0 or
- * -HORA_ENOMEM. */
-int client_table_add(client_table *t, const char *const *cells);
-/* Print to stdout and free the table.  CLI_OK or CLI_FAILURE. */
-int client_table_print(client_table *t);
-void client_table_free(client_table *t);
 
 /*
  * Option parsing shared by the networked commands.
@@ -114,10 +92,5 @@ int client_opt(int argc, char **argv, int *i, const char *name,
 
 /* Parse a decimal integer in [min, max]; false when it is not one. */
 bool client_parse_long(const char *s, long min, long max, long *out);
-
-/* Short string of a JSON scalar for tables: strings as is, integers and
- * reals in decimal, true/false, NULL (printed "-") for null or absent.
- * The returned pointer is into `buf` or into the JSON value. */
-const char *client_json_cell(const json_t *v, char *buf, size_t bufsize);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/out.h"
 
 static const char cluster_usage[] =
 	"usage: hora cluster COMMAND ...\n"
@@ -82,7 +83,7 @@ static int cluster_call(cli_ctx *ctx, const char *method, const char *path,
 	rv = client_call(c, method, path, body, out);
 	client_close(c);
 	if (rv == CLI_OK && ctx->json)
-		rv = client_print_raw(out);
+		rv = out_print_raw(out);
 	return rv;
 }
 
@@ -94,7 +95,7 @@ static int cluster_status(cli_ctx *ctx, int argc, char **argv)
 	int npos, rv;
 	client_resp r = {0};
 	const json_t *leader, *nodes, *n;
-	client_table *t;
+	out_table *t;
 	size_t i;
 	char b1[32], b2[32], b3[32];
 
@@ -106,7 +107,7 @@ static int cluster_status(cli_ctx *ctx, int argc, char **argv)
 		goto out;
 
 	leader = json_object_get(r.json, "leader");
-	const char *lid = client_json_cell(json_object_get(leader, "id"), b1,
+	const char *lid = out_json_cell(json_object_get(leader, "id"), b1,
 					   sizeof b1);
 	if (json_is_object(leader) && lid != NULL) {
 		const char *api = json_string_value(json_object_get(leader, "api"));
@@ -117,15 +118,15 @@ static int cluster_status(cli_ctx *ctx, int argc, char **argv)
 	} else {
 		printf("leader: none known\n");
 	}
-	const char *self = client_json_cell(json_object_get(r.json, "id"), b3,
+	const char *self = out_json_cell(json_object_get(r.json, "id"), b3,
 					    sizeof b3);
-	const char *term = client_json_cell(json_object_get(r.json, "term"),
+	const char *term = out_json_cell(json_object_get(r.json, "term"),
 					    b2, sizeof b2);
 	printf("answered by node %s, term %s\n\n", self ? self : "-",
 	       term ? term : "-");
 
 	nodes = json_object_get(r.json, "nodes");
-	t = client_table_new(5, header);
+	t = out_table_new(5, header);
 	if (t == NULL) {
 		rv = cli_fail(CLI_FAILURE, "out of memory");
 		goto out;
@@ -134,19 +135,19 @@ static int cluster_status(cli_ctx *ctx, int argc, char **argv)
 	{
 		char id[32];
 		const char *row[5] = {
-			client_json_cell(json_object_get(n, "id"), id, sizeof id),
+			out_json_cell(json_object_get(n, "id"), id, sizeof id),
 			json_string_value(json_object_get(n, "api")),
 			json_string_value(json_object_get(n, "raft")),
 			json_string_value(json_object_get(n, "role")),
 			json_string_value(json_object_get(n, "state")),
 		};
-		if (client_table_add(t, row) != 0) {
-			client_table_free(t);
+		if (out_table_add(t, row) != 0) {
+			out_table_free(t);
 			rv = cli_fail(CLI_FAILURE, "out of memory");
 			goto out;
 		}
 	}
-	rv = client_table_print(t);
+	rv = out_table_print(t);
 out:
 	client_resp_free(&r);
 	return rv;
@@ -173,7 +174,7 @@ static int cluster_transfer(cli_ctx *ctx, int argc, char **argv)
 	json_decref(body);
 	if (rv == CLI_OK && !ctx->json) {
 		char b[32];
-		const char *now = client_json_cell(
+		const char *now = out_json_cell(
 			json_object_get(json_object_get(r.json, "leader"), "id"),
 			b, sizeof b);
 		if (now != NULL)

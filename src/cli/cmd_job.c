@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/out.h"
 #include "core/alloc.h"
 #include "core/err.h"
 #include "core/timefmt.h"
@@ -350,7 +351,7 @@ static int put_report(cli_ctx *ctx, const char *name, const client_resp *r)
 	const char *next;
 
 	if (ctx->json)
-		return client_print_raw(r);
+		return out_print_raw(r);
 	printf("%s job %s\n", r->status == 201 ? "created" : "replaced", name);
 	next = r->json ? json_string_value(json_object_get(r->json,
 							   "next_run_at"))
@@ -398,7 +399,7 @@ static int put_batch(cli_ctx *ctx, const json_t *batch)
 	rv = client_call(c, "POST", "/v1/jobs:batch", batch, &r);
 	if (rv == CLI_OK) {
 		if (ctx->json) {
-			rv = client_print_raw(&r);
+			rv = out_print_raw(&r);
 		} else {
 			size_t i, n = json_array_size(jobs);
 			const json_t *j;
@@ -598,7 +599,7 @@ static int ls_print_table(const json_t *jobs)
 {
 	static const char *const header[] = {"NAME",  "SCHEDULE", "TZ",
 					     "QUEUE", "NEXT RUN", "PAUSED"};
-	client_table *t = client_table_new(6, header);
+	out_table *t = out_table_new(6, header);
 	const json_t *j;
 	size_t i;
 
@@ -617,12 +618,12 @@ static int ls_print_table(const json_t *jobs)
 			json_is_true(json_object_get(j, "paused")) ? "yes"
 								   : "no",
 		};
-		if (client_table_add(t, row) != 0) {
-			client_table_free(t);
+		if (out_table_add(t, row) != 0) {
+			out_table_free(t);
 			return job_oom();
 		}
 	}
-	return client_table_print(t);
+	return out_table_print(t);
 }
 
 static int job_ls(cli_ctx *ctx, int argc, char **argv)
@@ -760,7 +761,7 @@ static int job_ls(cli_ctx *ctx, int argc, char **argv)
 	client_close(c);
 	hora_free(cursor);
 	if (rv == CLI_OK)
-		rv = ctx->json ? client_print_pretty(all) : ls_print_table(all);
+		rv = ctx->json ? out_print_pretty(all) : ls_print_table(all);
 	json_decref(all);
 	return rv;
 }
@@ -830,9 +831,9 @@ static int job_get(cli_ctx *ctx, int argc, char **argv)
 	rv = client_call(c, "GET", path.p, NULL, &r);
 	if (rv == CLI_OK) {
 		if (ctx->json || r.json == NULL)
-			rv = client_print_raw(&r);
+			rv = out_print_raw(&r);
 		else
-			rv = client_print_pretty(r.json);
+			rv = out_print_pretty(r.json);
 	}
 	client_resp_free(&r);
 	client_close(c);
@@ -891,7 +892,7 @@ static int job_action(cli_ctx *ctx, int argc, char **argv,
 		rv = client_call(c, method[act], path.p, NULL, &r);
 		buf_free(&path);
 		if (rv == CLI_OK && ctx->json) {
-			rv = client_print_raw(&r);
+			rv = out_print_raw(&r);
 		} else if (rv == CLI_OK) {
 			const char *extra = NULL, *label = "";
 			if (act == ACT_TRIGGER && r.json != NULL) {

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/out.h"
 #include "sched/run.h"
 
 static const char runs_usage[] =
@@ -33,7 +34,7 @@ static int runs_print_table(const json_t *runs)
 	static const char *const header[] = {"ID",     "SCHEDULED", "STATUS",
 					     "ATTEMPT", "WORKER",   "EXIT",
 					     "FINISHED"};
-	client_table *t = client_table_new(7, header);
+	out_table *t = out_table_new(7, header);
 	const json_t *r;
 	size_t i;
 
@@ -43,22 +44,22 @@ static int runs_print_table(const json_t *runs)
 	{
 		char attempt[32], exit_code[32], id[64];
 		const char *row[7] = {
-			client_json_cell(json_object_get(r, "id"), id, sizeof id),
+			out_json_cell(json_object_get(r, "id"), id, sizeof id),
 			json_string_value(json_object_get(r, "scheduled_at")),
 			json_string_value(json_object_get(r, "status")),
-			client_json_cell(json_object_get(r, "attempt"), attempt,
+			out_json_cell(json_object_get(r, "attempt"), attempt,
 					 sizeof attempt),
 			json_string_value(json_object_get(r, "worker")),
-			client_json_cell(json_object_get(r, "exit_code"),
+			out_json_cell(json_object_get(r, "exit_code"),
 					 exit_code, sizeof exit_code),
 			json_string_value(json_object_get(r, "finished_at")),
 		};
-		if (client_table_add(t, row) != 0) {
-			client_table_free(t);
+		if (out_table_add(t, row) != 0) {
+			out_table_free(t);
 			return cli_fail(CLI_FAILURE, "out of memory");
 		}
 	}
-	return client_table_print(t);
+	return out_table_print(t);
 }
 
 int cmd_runs(cli_ctx *ctx, int argc, char **argv)
@@ -140,7 +141,7 @@ int cmd_runs(cli_ctx *ctx, int argc, char **argv)
 					     ? r.json
 					     : json_object_get(r.json, "runs");
 		if (ctx->json)
-			rv = client_print_raw(&r);
+			rv = out_print_raw(&r);
 		else if (!json_is_array(runs))
 			rv = cli_fail(CLI_FAILURE, "unexpected answer (no "
 						   "\"runs\" array)");
