@@ -106,7 +106,8 @@ void dispatch__place(dispatch *d, run *r)
 				  (unsigned long long)r->id);
 	} else if (r->status == RUN_RUNNING) {
 		job *j = store_get(fsm_store(d->f), r->job);
-		if (heap_push(&d->lease, expiry_deadline(r, j), l) != 0)
+		if (heap_push(&d->lease, expiry_deadline(r, j, l->lease_floor),
+			      l) != 0)
 			log_error("out of memory tracking run %llu",
 				  (unsigned long long)r->id);
 	}
@@ -238,9 +239,12 @@ static int adopt_run(run *r, void *ud)
 	dispatch *d = ud;
 	if (run_is_final(r))
 		return 0;
-	if (r->status == RUN_RUNNING)
-		r->lease_expires_at = expiry_inherited(r->lease_expires_at,
-						       hora_wallclock_usec());
+	if (r->status == RUN_RUNNING) {
+		run_lead *l = lead_get(d, r);
+		if (l != NULL)
+			l->lease_floor = expiry_inherited(
+				r->lease_expires_at, hora_wallclock_usec());
+	}
 	dispatch__place(d, r);
 	return 0;
 }

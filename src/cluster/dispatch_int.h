@@ -37,6 +37,10 @@ typedef struct run_lead {
 	char *worker;         /*   to whom (hora_malloc; NULL on ENOMEM) */
 	hora_time started;    /*   when */
 	hora_time expires;    /*   until when */
+	/* An inherited lease is not ended before this (expiry_inherited):
+	 * kept here, not in the replicated lease end, so the leader's state
+	 * stays the followers'. */
+	hora_time lease_floor;
 } run_lead;
 
 struct dispatch_waiter {

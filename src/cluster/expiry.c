@@ -5,9 +5,10 @@
 
 #include "core/timefmt.h"
 
-hora_time expiry_deadline(const run *r, const job *j)
+hora_time expiry_deadline(const run *r, const job *j, hora_time lease_floor)
 {
-	hora_time t = r->lease_expires_at;
+	hora_time t = r->lease_expires_at > lease_floor ? r->lease_expires_at
+						       : lease_floor;
 	if (j && job_has_opt(j, JOB_OPT_TIMEOUT)) {
 		hora_time to = r->started_at + job_opt_get(j, JOB_OPT_TIMEOUT, 0) +
 			       EXPIRY_TIMEOUT_GRACE_MS * HORA_USEC_PER_MS;

@@ -41,9 +41,12 @@ typedef enum {
 	EXPIRY_TIMEOUT,  /* the job's timeout passed: finish as timed out */
 } expiry_kind;
 
-/* The instant the leader acts on running run r: min(lease end, started +
- * timeout + EXPIRY_TIMEOUT_GRACE_MS).  j: r's job, NULL if deleted. */
-hora_time expiry_deadline(const run *r, const job *j);
+/* The instant the leader acts on running run r: min(max(lease end,
+ * lease_floor), started + timeout + EXPIRY_TIMEOUT_GRACE_MS).  j: r's
+ * job, NULL if deleted; lease_floor: the grace a new leader gives an
+ * inherited lease (expiry_inherited; 0 for none), held by the leader
+ * alone so that replicated state is the same on every node. */
+hora_time expiry_deadline(const run *r, const job *j, hora_time lease_floor);
 
 /* What to do about r at `now`, given the deadline it was queued with
  * (expiry_deadline when last placed): EXPIRY_NONE unless r is running

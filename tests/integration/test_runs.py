@@ -22,7 +22,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hora_harness as hh  # noqa: E402
-from hora_harness import jpath, parse_time  # noqa: E402
+from hora_harness import jpath, parse_time, wait_for  # noqa: E402
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -639,7 +639,11 @@ class Runs(RunsBase):
         # new run is delivered
         s = second_of("replace")
         self.assertIn(s["status"], ("ready", "running"), s)
-        g = self.get_run(first["replace"]["id"])
+        # "ready" means due (by the clock); the cancel of the first run is
+        # the OVERLAP entry the leader proposes at that instant, which
+        # commits a moment later
+        g = wait_for(lambda: (lambda r: r if r["status"] != "running" else None)(
+            self.get_run(first["replace"]["id"])), 5, what="first replace run cancelled")
         self.assertEqual(g["status"], "cancelled", g)
         self.assertError(self.heartbeat(g["id"], "w-replace"), 409, code="lease_lost")
         self.assertError(self.complete(g["id"], "w-replace"), 409, code="lease_lost")

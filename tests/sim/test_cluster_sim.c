@@ -1099,7 +1099,7 @@ static int scan_expired(run *r, void *ud)
 	    pending_has(sc->s->expires, sc->s->n_expires, r->id))
 		return 0;
 	job *j = store_get(fsm_store(sc->s->f), r->job);
-	switch (expiry_decide(r, expiry_deadline(r, j), sc->now)) {
+	switch (expiry_decide(r, expiry_deadline(r, j, 0), sc->now)) {
 	case EXPIRY_LEASE:
 		sc->expires[sc->ne++] = expiry_expire_item(r);
 		break;

@@ -64,7 +64,7 @@ static void test_deadline_and_decision(void **state)
 
 	/* no timeout: the lease end */
 	run *a = make_run(f, "a", 0, T0 + 31 * SEC);
-	hora_time da = expiry_deadline(a, store_get(st, "a"));
+	hora_time da = expiry_deadline(a, store_get(st, "a"), 0);
 	assert_true(da == T0 + 31 * SEC);
 	assert_int_equal(expiry_decide(a, da, da - 1), EXPIRY_NONE);
 	assert_int_equal(expiry_decide(a, da, da), EXPIRY_LEASE);
@@ -75,7 +75,7 @@ static void test_deadline_and_decision(void **state)
 	/* a timeout before the lease end: started + timeout + grace */
 	run *b = make_run(f, "b", 10 * SEC, T0 + 61 * SEC);
 	job *jb = store_get(st, "b");
-	hora_time db = expiry_deadline(b, jb);
+	hora_time db = expiry_deadline(b, jb, 0);
 	assert_true(db == T0 + SEC + 10 * SEC + EXPIRY_TIMEOUT_GRACE_MS * MS);
 	assert_int_equal(expiry_decide(b, db, db), EXPIRY_TIMEOUT);
 	char msg[EXPIRY_MSG_MAX];
@@ -88,11 +88,15 @@ static void test_deadline_and_decision(void **state)
 	/* the job deleted: no timeout known */
 	c = expiry_timeout_item(b, NULL, msg);
 	assert_string_equal(c.error, "timed out after 0s");
-	assert_true(expiry_deadline(b, NULL) == T0 + 61 * SEC);
+	assert_true(expiry_deadline(b, NULL, 0) == T0 + 61 * SEC);
+	/* an inherited lease's grace moves the lease end, not the timeout */
+	assert_true(expiry_deadline(b, NULL, T0 + 90 * SEC) == T0 + 90 * SEC);
+	assert_true(expiry_deadline(b, NULL, T0) == T0 + 61 * SEC);
+	assert_true(expiry_deadline(b, jb, T0 + 90 * SEC) == db);
 
 	/* a timeout after the lease end: the lease decides */
 	run *c2 = make_run(f, "c", 600 * SEC, T0 + 31 * SEC);
-	assert_true(expiry_deadline(c2, store_get(st, "c")) == T0 + 31 * SEC);
+	assert_true(expiry_deadline(c2, store_get(st, "c"), 0) == T0 + 31 * SEC);
 
 	/* only running runs expire */
 	run *d = make_run(f, "d", 0, 0);
