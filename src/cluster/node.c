@@ -571,6 +571,9 @@ int node_open(uv_loop_t *loop, const node_config *cfg, node **out,
 	 * ~1.1 MiB, internal batches at 1024 items); snapshots keep C-Raft's
 	 * 64 GiB (docs/raft.md, "Wire limits") */
 	raft_uv_set_max_message_size(&n->io, NODE_MAX_APPEND_BYTES, 0);
+	/* every log write on the thread pool: io_submit on the loop took
+	 * 2-5 ms per write (patch 0006, docs/dispatch.md) */
+	raft_uv_set_loop_io(&n->io, false);
 	n->rfsm.version = 2;
 	n->rfsm.data = n;
 	n->rfsm.apply = rfsm_apply;
