@@ -25,6 +25,11 @@ static void count(api_call *c, int status)
 	hist_record(&st->latency, (int64_t)((uv_hrtime() - c->t0) / 1000));
 }
 
+void api_count(api_call *c, int status)
+{
+	count(c, status);
+}
+
 void api_reply_text(api_call *c, int status, const char *type,
 		    const char *text, size_t len)
 {
@@ -286,11 +291,13 @@ static bool forward_to_leader(api_call *c, const char *const *seg,
 		api_reply_unavailable(c, -HORA_ENOTLEADER);
 		return true;
 	}
-	bool claim = nseg == 4 && strcmp(seg[1], "queues") == 0 &&
-		     strcmp(seg[3], "claim") == 0;
+	bool queue = nseg == 4 && strcmp(seg[1], "queues") == 0;
+	bool claim = queue && strcmp(seg[3], "claim") == 0;
+	bool stream = queue && strcmp(seg[3], "stream") == 0;
 	count_forwarded(c);
 	if (forwarder_forward(a->forwarder, c->req, url, node_id(a->node),
-			      claim ? FORWARD_CLAIM : 0) != 0)
+			      claim ? FORWARD_CLAIM
+				    : stream ? FORWARD_STREAM : 0) != 0)
 		api_reply_error(c, 500, "internal", "out of memory", NULL);
 	return true;
 }
@@ -448,6 +455,7 @@ int api_start(uv_loop_t *loop, const api_config *cfg, api **out,
 	a->node = cfg->node;
 	a->dispatch = cfg->dispatch;
 	a->forwarder = cfg->forwarder;
+	a->loop_stats = cfg->loop_stats;
 	if (cfg->token) {
 		a->token = hora_strdup(cfg->token);
 		if (a->token == NULL) {

@@ -35,6 +35,9 @@ typedef struct api_config {
 	/* Connection caps (http.h); 0: the server's defaults. */
 	unsigned max_connections;
 	unsigned max_per_address;
+	/* The loop's busy-time histogram (net/loop_stats.h), borrowed;
+	 * NULL: not exported. */
+	const struct loop_stats *loop_stats;
 } api_config;
 
 

@@ -27,6 +27,7 @@
 	X(JOB_RUNS, "GET /v1/jobs/{name}/runs")              \
 	X(RUN_GET, "GET /v1/runs/{id}")                      \
 	X(CLAIM, "POST /v1/queues/{queue}/claim")            \
+	X(STREAM, "POST /v1/queues/{queue}/stream")          \
 	X(HEARTBEAT, "POST /v1/runs/{id}/heartbeat")         \
 	X(COMPLETE, "POST /v1/runs/{id}/complete")           \
 	X(COMPLETE_BATCH, "POST /v1/runs:complete")          \
@@ -61,6 +62,7 @@ struct api {
 	node *node;
 	dispatch *dispatch;
 	struct forwarder *forwarder;
+	const struct loop_stats *loop_stats; /* may be NULL */
 	char *token;
 	struct guard *guard; /* browser checks, guard.h */
 	api_route_stats routes[API_ROUTE_COUNT_];
@@ -81,6 +83,8 @@ typedef struct api_call {
 void api_reply_json(api_call *c, int status, json_t *body);
 void api_reply_text(api_call *c, int status, const char *type,
 		    const char *text, size_t len);
+/* Count a streamed answer's status (http_respond_stream sends it). */
+void api_count(api_call *c, int status);
 /* {"error":{...}} with the status of API.md. */
 void api_reply_error(api_call *c, int status, const char *code,
 		     const char *message, const char *field);

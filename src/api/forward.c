@@ -57,6 +57,7 @@ struct fwd_xfer {
 	httpc_body body; /* the answer's body */
 	char *ctype, *retry_after, *location; /* the answer's headers */
 	bool oom; /* keeping a header failed */
+	bool streaming; /* FORWARD_STREAM: relaying a 200 as a stream */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -191,11 +192,34 @@ static void reset_answer(fwd_xfer *t)
 		buf_clear(&t->body.buf);
 }
 
+/* FORWARD_STREAM: the leader answered 200; relay it as a stream from
+ * now on.  false if the stream could not be started. */
+static bool stream_start(fwd_xfer *t)
+{
+	long status = 0;
+	if (t->streaming || t->req == NULL)
+		return true;
+	curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return true; /* an error answer: relayed whole at the end */
+	http_response_header(t->req, "Cache-Control", "no-store");
+	if (http_respond_stream(t->req, 200,
+				t->ctype ? t->ctype : "application/x-ndjson") !=
+	    0)
+		return false;
+	t->streaming = true;
+	return true;
+}
+
 static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	fwd_xfer *t = ud;
 	size_t n = size * nmemb;
 
+	/* the end of the head: a stream's client gets it at once */
+	if ((t->flags & FORWARD_STREAM) && n <= 2 &&
+	    (n == 0 || ptr[0] == '\r' || ptr[0] == '\n'))
+		return stream_start(t) ? n : 0;
 	/* A status line starts a new answer (after a 1xx, or a retry). */
 	if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
 		reset_answer(t);
@@ -253,15 +277,38 @@ static void xfer_free(fwd_xfer *t)
  * (the raw path as is, HTTP/1.1 and TCP keep-alive probes on the
  * connections to the leader, the answer's headers kept).  0 or
  * -HORA_ENOMEM. */
+/* FORWARD_STREAM's body: to the client as it comes once streaming,
+ * else (an error answer) kept whole like any other. */
+static size_t stream_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	fwd_xfer *t = ud;
+	size_t n = size * nmemb;
+	if (!stream_start(t))
+		return 0;
+	if (!t->streaming)
+		return httpc_body_write(ptr, size, nmemb, &t->body);
+	if (t->req == NULL || http_stream_write(t->req, ptr, n) != 0)
+		return 0; /* the client's stream is cut: stop */
+	return n;
+}
+
 static int xfer_start(fwd_xfer *t, const httpc_req *hr)
 {
 	CURL *e = t->x.easy;
+	bool stream = (t->flags & FORWARD_STREAM) != 0;
 
 	if (httpc_prepare(e, &t->f->conf, hr) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_body_write) !=
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
+			     stream ? stream_body : httpc_body_write) !=
 		    CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)&t->body) !=
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA,
+			     stream ? (void *)t : (void *)&t->body) !=
 		    CURLE_OK ||
+	    (stream && (curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) !=
+				CURLE_OK ||
+			curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+					 FORWARD_STREAM_SILENCE_S) !=
+				CURLE_OK)) ||
 	    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) !=
 		    CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)t) != CURLE_OK ||
@@ -335,6 +382,13 @@ static void forward_done(fwd_xfer *t, CURLcode code)
 	char reason[CURL_ERROR_SIZE + 128];
 
 	http_request_on_abort(req, NULL, NULL);
+	if (t->streaming) {
+		/* the leader ended it, went away or we close: a clean end,
+		 * the worker connects again */
+		t->f->st.relayed++;
+		http_stream_end(req);
+		return;
+	}
 	if (curl_loop_closing(t->f->cl)) {
 		/* forwarder_close(): claims too get the 503 */
 		t->f->st.failed++;
@@ -521,6 +575,8 @@ int forwarder_forward(forwarder *f, http_request *req, const char *base_url,
 
 	if (flags & FORWARD_CLAIM)
 		timeout += claim_wait_ms(body, blen);
+	if (flags & FORWARD_STREAM)
+		timeout = 0; /* none; FORWARD_STREAM_SILENCE_S instead */
 	if (xfer_start(t, &(httpc_req){
 				  .method = method,
 				  .url = url.p,

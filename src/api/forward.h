@@ -60,7 +60,16 @@ int forwarder_set_tls(forwarder *f, const char *ca, const char *cert,
  */
 void forwarder_close(forwarder *f, void (*done)(void *ud), void *ud);
 
-enum { FORWARD_CLAIM = 1 << 0 }; /* a long poll: on failure 200 {"runs":[]} */
+enum {
+	FORWARD_CLAIM = 1 << 0,  /* a long poll: on failure 200 {"runs":[]} */
+	FORWARD_STREAM = 1 << 1, /* push delivery: a 200 is relayed as a
+				  * stream (http_respond_stream), bytes as
+				  * they come, ended cleanly when the leader
+				  * ends it or goes away */
+};
+/* A relayed stream is cut when nothing (not even the leader's keep-alive
+ * line, every 15 s) arrives for this long. */
+#define FORWARD_STREAM_SILENCE_S 45L
 
 /*
  * Relay `req` (method, raw path + query string as received, body, and the
@@ -86,7 +95,8 @@ enum { FORWARD_CLAIM = 1 << 0 }; /* a long poll: on failure 200 {"runs":[]} */
  *
  * Timeouts: connect FORWARD_CONNECT_TIMEOUT_MS; total FORWARD_TIMEOUT_MS,
  * or for FORWARD_CLAIM the claim's own wait_ms (from the JSON body,
- * default 0, at most FORWARD_CLAIM_WAIT_MAX_MS) plus FORWARD_TIMEOUT_MS.
+ * default 0, at most FORWARD_CLAIM_WAIT_MAX_MS) plus FORWARD_TIMEOUT_MS;
+ * for FORWARD_STREAM none, but FORWARD_STREAM_SILENCE_S of silence.
  *
  * The query string is rebuilt from the decoded arguments (http.h has no
  * accessor for the raw one): each name and value is percent-encoded

@@ -277,12 +277,88 @@ static void abort_parked(http_request *r, struct MHD_Response *resp,
 	server_kick(s);
 }
 
+/* --- streamed answers ---------------------------------------------------- */
+
+static void stream_link(http_server *s, http_request *r)
+{
+	r->s_prev = NULL;
+	r->s_next = s->streams;
+	if (s->streams != NULL)
+		s->streams->s_prev = r;
+	s->streams = r;
+}
+
+static void stream_unlink(http_server *s, http_request *r)
+{
+	if (r->s_prev != NULL)
+		r->s_prev->s_next = r->s_next;
+	else if (s->streams == r)
+		s->streams = r->s_next;
+	if (r->s_next != NULL)
+		r->s_next->s_prev = r->s_prev;
+	r->s_prev = r->s_next = NULL;
+}
+
+/* The reader suspended the connection for want of bytes: let MHD go on. */
+static void stream_wake(http_request *r)
+{
+	if (!r->s_wait)
+		return;
+	r->s_wait = false;
+	watch_stop(r);
+	MHD_resume_connection(r->mc);
+	server_kick(r->s);
+}
+
+/* Client gone (or cut by us): tell the owner, let MHD close it. */
+static void stream_cut(http_request *r)
+{
+	r->s_abort = true;
+	stream_wake(r);
+	run_abort_cb(r);
+}
+
+/* MHD asks for the next bytes of a streamed answer. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	http_request *r = cls;
+	size_t avail = r->sbuf.len - r->soff;
+
+	(void)pos;
+	if (r->s_abort)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (avail > 0) {
+		size_t n = avail < max ? avail : max;
+		memcpy(buf, r->sbuf.p + r->soff, n);
+		r->soff += n;
+		if (r->soff == r->sbuf.len) {
+			buf_clear(&r->sbuf);
+			r->soff = 0;
+		}
+		r->s->st.bytes_out += n;
+		return (ssize_t)n;
+	}
+	if (r->s_end)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* nothing to send: park until http_stream_write() (microhttpd.h:
+	 * return 0 only together with a suspend, else MHD spins) */
+	r->s_wait = true;
+	MHD_suspend_connection(r->mc);
+	watch_start(r);
+	return 0;
+}
+
 static void on_peer_event(uv_poll_t *p, int status, int events)
 {
 	http_request *r = p->data;
 
 	(void)status;
 	(void)events;
+	if (r->state == REQ_STREAM && r->s_wait) {
+		r->s->st.aborted++;
+		stream_cut(r);
+		return;
+	}
 	if (r->state != REQ_PENDING) {
 		uv_poll_stop(p);
 		return;
@@ -309,7 +385,7 @@ static enum MHD_Result queue(http_request *r, unsigned status,
 		r->state = REQ_FAILED;
 		return MHD_NO;
 	}
-	r->state = REQ_ANSWERED;
+	r->state = r->streaming ? REQ_STREAM : REQ_ANSWERED;
 	http__count_answer(r->s, status, len);
 	return MHD_YES;
 }
@@ -391,6 +467,9 @@ static void request_reset(http_request *r)
 	r->hdrs_len = 0;
 	r->abort_cb = NULL;
 	r->abort_ud = NULL;
+	r->streaming = r->s_wait = r->s_end = r->s_abort = false;
+	buf_free(&r->sbuf);
+	r->soff = 0;
 	if (r->body.cap > BODY_KEEP)
 		buf_free(&r->body);
 	else
@@ -585,6 +664,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc,
 		r->state = REQ_ABORTED;
 		run_abort_cb(r);
 	}
+	if (r->streaming) {
+		/* ended by us, or cut: the client went away mid-stream */
+		stream_unlink(s, r);
+		watch_stop(r);
+		run_abort_cb(r);
+	}
 	HORA_ASSERT(r->state != REQ_HANDLER);
 	request_reset(r);
 	HORA_ASSERT(s->inflight > 0);
@@ -761,7 +846,7 @@ static enum MHD_Result access_final(http_server *s, http_request *r)
 		return queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, s->r503, 0);
 	r->state = REQ_HANDLER;
 	s->cb(r, s->ud);
-	if (r->state == REQ_ANSWERED)
+	if (r->state == REQ_ANSWERED || r->state == REQ_STREAM)
 		return MHD_YES;
 	if (r->state == REQ_FAILED)
 		return MHD_NO;
@@ -823,6 +908,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc,
 	case REQ_HANDLER:
 	case REQ_PENDING:
 	case REQ_ANSWERED:
+	case REQ_STREAM:
 		break;
 	}
 	HORA_UNREACHABLE();
@@ -1199,6 +1285,13 @@ void http_server_close(http_server *s, void (*done)(void *ud), void *ud)
 	http_server_stop_accepting(s);
 	while ((r = s->parked) != NULL)
 		abort_parked(r, s->r503, MHD_HTTP_SERVICE_UNAVAILABLE);
+	/* streams end cleanly after what was written: the owner is told
+	 * (abort callback) and must not write any more */
+	for (r = s->streams; r != NULL; r = r->s_next) {
+		r->s_end = true;
+		stream_wake(r);
+		run_abort_cb(r);
+	}
 	uv_timer_start(&s->close_timer, on_close_timer,
 		       s->inflight == 0 ? 0 : s->close_grace_ms, 0);
 }
@@ -1372,6 +1465,96 @@ int http_respond(http_request *req, int status, const char *content_type,
 	MHD_resume_connection(req->mc);
 	server_kick(s);
 	return rv;
+}
+
+int http_respond_stream(http_request *req, int status,
+			const char *content_type)
+{
+	http_server *s = req->s;
+	struct MHD_Response *resp;
+	size_t off;
+
+	if (status < 200 || status > 599)
+		return -HORA_EINVAL;
+	if (req->state != REQ_HANDLER && req->state != REQ_PENDING)
+		return -HORA_EINVAL;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+						 stream_reader, req, NULL);
+	if (resp != NULL && content_type != NULL &&
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				    content_type) != MHD_YES) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	for (off = 0; resp != NULL && off < req->hdrs_len;) {
+		const char *name = req->hdrs + off;
+		const char *value = name + strlen(name) + 1;
+		if (MHD_add_response_header(resp, name, value) != MHD_YES) {
+			MHD_destroy_response(resp);
+			resp = NULL;
+		}
+		off = (size_t)(value - req->hdrs) + strlen(value) + 1;
+	}
+	if (resp == NULL) {
+		http_respond(req, 500, NULL, NULL, 0); /* s->r500 */
+		return -HORA_ENOMEM;
+	}
+	req->streaming = true;
+	stream_link(s, req);
+	if (req->state == REQ_HANDLER) {
+		queue(req, (unsigned)status, resp, 0);
+		MHD_destroy_response(resp);
+		return 0;
+	}
+	parked_remove(s, req);
+	watch_stop(req);
+	req->resp = resp;
+	req->resp_owned = true;
+	req->resp_len = 0;
+	req->status = (unsigned)status;
+	req->state = REQ_RESUMING;
+	MHD_resume_connection(req->mc);
+	server_kick(s);
+	return 0;
+}
+
+static bool stream_live(const http_request *req)
+{
+	return req->streaming && !req->s_end && !req->s_abort &&
+	       (req->state == REQ_STREAM || req->state == REQ_RESUMING);
+}
+
+int http_stream_write(http_request *req, const char *data, size_t len)
+{
+	if (!stream_live(req))
+		return -HORA_EINVAL;
+	if (len == 0)
+		return 0;
+	buf_add(&req->sbuf, data, len);
+	if (req->sbuf.oom) {
+		/* bytes lost: the stream cannot go on; MHD cuts it and the
+		 * abort callback follows (on_completed) */
+		req->s_abort = true;
+		stream_wake(req);
+		return -HORA_ENOMEM;
+	}
+	stream_wake(req);
+	return 0;
+}
+
+size_t http_stream_backlog(const http_request *req)
+{
+	return req->streaming ? req->sbuf.len - req->soff : 0;
+}
+
+void http_stream_end(http_request *req)
+{
+	if (!req->streaming || req->s_end)
+		return;
+	req->s_end = true;
+	req->abort_cb = NULL;
+	req->abort_ud = NULL;
+	stream_wake(req);
 }
 
 /* --- helpers ------------------------------------------------------------ */

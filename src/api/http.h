@@ -254,6 +254,40 @@ int http_response_header(http_request *req, const char *name,
 int http_respond(http_request *req, int status, const char *content_type,
 		 const char *body, size_t len);
 
+/*
+ * Streamed answers (push delivery): `status`, a Content-Type (NULL: none)
+ * and the headers added so far now, then a body that does not end by
+ * itself, sent with chunked transfer encoding as http_stream_write()
+ * supplies it.  Call instead of http_respond(), from the handler or on a
+ * parked request.  Returns 0, -HORA_EINVAL (bad status, already
+ * answered) or -HORA_ENOMEM (the client gets a 500; the request is
+ * finished).
+ *
+ * The request stays valid until http_stream_end() returns or its abort
+ * callback returns: the client went away (the stream is cut), or the
+ * server is closing (the stream ends cleanly after what was written;
+ * write no more).  While nothing is to be written the
+ * connection is suspended and watched for the client going away, as a
+ * parked request is; it is exempt from the deadlines and idle timeout
+ * then, so an owner that writes nothing for long should send something
+ * now and then (a keep-alive line).
+ */
+int http_respond_stream(http_request *req, int status,
+			const char *content_type);
+
+/* Append `len` bytes to the stream; they go out on the next loop turn.
+ * -HORA_EINVAL if `req` is not a live stream; -HORA_ENOMEM: the stream
+ * is cut and the abort callback follows (later, not from this call). */
+int http_stream_write(http_request *req, const char *data, size_t len);
+
+/* Bytes written with http_stream_write() that MHD has not taken yet (a
+ * client that does not read makes this grow). */
+size_t http_stream_backlog(const http_request *req);
+
+/* End the stream cleanly once what was written has gone out.  `req` is
+ * invalid for the caller from then on; its abort callback is removed. */
+void http_stream_end(http_request *req);
+
 /* --- helpers ---------------------------------------------------------- */
 
 /*

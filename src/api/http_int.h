@@ -34,6 +34,7 @@ enum req_state {
 	REQ_RESUMING,  /* answer stored in `resp`, connection resumed */
 	REQ_ABORTED,   /* owner told; MHD is to drop the connection */
 	REQ_ANSWERED,  /* answer queued with MHD */
+	REQ_STREAM,    /* streamed answer queued: body via http_stream_write */
 	REQ_FAILED,    /* MHD refused our answer: drop the connection */
 };
 
@@ -114,6 +115,15 @@ struct http_request {
 	size_t hdrs_len, hdrs_cap;
 	http_abort_cb abort_cb;
 	void *abort_ud;
+	/* A streamed answer (REQ_STREAM, or REQ_RESUMING with `streaming`):
+	 * bytes not yet handed to MHD are sbuf.p[soff..len). */
+	bool streaming;
+	bool s_wait;  /* suspended by the reader: nothing to send */
+	bool s_end;   /* http_stream_end(): finish once sbuf drains */
+	bool s_abort; /* client gone or server closing: cut the stream */
+	hora_buf sbuf;
+	size_t soff;
+	http_request *s_prev, *s_next; /* server's stream list */
 	http_request *prev, *next; /* server's parked list */
 	http_request *dl_prev, *dl_next; /* deadline queue `dl` */
 	uint64_t deadline; /* loop time (uv_now), ms */
@@ -153,6 +163,7 @@ struct http_server {
 	uint64_t inflight; /* requests between on_uri and on_completed */
 	struct MHD_Response *r400, *r413, *r500, *r503; /* shared */
 	http_request *parked;
+	http_request *streams; /* streamed answers not finished */
 	void (*done)(void *);
 	void *done_ud;
 	char last_log[256]; /* for start-up failures */

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "fsm/fsm.h"
+#include "net/loop_stats.h"
 #include "sched/run_status.h"
 
 static const char *route_labels[] = {
@@ -113,6 +114,19 @@ void api_metrics(api_call *c)
 	buf_printf(&t, "# HELP hora_raft_commit_seconds Proposal to apply on the "
 		"leader.\n# TYPE hora_raft_commit_seconds histogram\n");
 	hist_out(&t, "hora_raft_commit_seconds", "", node_commit_hist(n));
+	if (c->a->loop_stats != NULL) {
+		const loop_stats *ls = c->a->loop_stats;
+		buf_printf(&t, "# HELP hora_loop_busy_seconds Time the event "
+			"loop that hands out runs spends in one iteration "
+			"outside waiting for events.\n"
+			"# TYPE hora_loop_busy_seconds histogram\n");
+		hist_out(&t, "hora_loop_busy_seconds", "", &ls->busy);
+		buf_printf(&t, "# HELP hora_loop_busy_max_seconds Longest "
+			"busy iteration since start.\n"
+			"# TYPE hora_loop_busy_max_seconds gauge\n"
+			"hora_loop_busy_max_seconds %.6f\n",
+			   (double)ls->max_ns / 1e9);
+	}
 
 	const fsm_run_stats *rs = fsm_stats(f);
 	buf_printf(&t, "# HELP hora_runs_fired_total Runs fired (replicated).\n"
@@ -170,11 +184,16 @@ void api_metrics(api_call *c)
 			"hora_jobs_collected_total %llu\n"
 			"# HELP hora_claims_waiting Long polls waiting.\n"
 			"# TYPE hora_claims_waiting gauge\n"
-			"hora_claims_waiting %u\n",
+			"hora_claims_waiting %u\n"
+			"# HELP hora_streams_open Push streams open on this "
+			"leader.\n"
+			"# TYPE hora_streams_open gauge\n"
+			"hora_streams_open %u\n",
 			   (unsigned long long)ds->handed_out,
 			   (unsigned long long)ds->misfires,
 			   (unsigned long long)ds->timed_out,
-			   (unsigned long long)ds->collected, ds->claims_waiting);
+			   (unsigned long long)ds->collected, ds->claims_waiting,
+			   ds->streams);
 		buf_printf(&t, "# HELP hora_queue_ready Due runs waiting for a worker, "
 			"by queue (leader).\n# TYPE hora_queue_ready gauge\n");
 		queue_depth_ctx qd = {&t, a->dispatch};

@@ -10,6 +10,7 @@
 #include "cluster/dispatch.h"
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/timefmt.h"
 #include "exec/exec.h"
 #include "fsm/fsm.h"
@@ -134,29 +135,36 @@ static void claim_abort(http_request *req, void *ud)
 	hora_free(cc);
 }
 
+/* A run just handed out, as claim and stream answers show it: with the
+ * lease this answer grants (its LEASE entry follows). */
+static json_t *handed_out_json(api_call *c, const run *r, const char *worker,
+			       int64_t lease_ms, hora_time now)
+{
+	job *j = store_get(fsm_store(fsm_of(c)), r->job);
+	json_t *o = run_to_json(r, j, now);
+	char t[HORA_TIME_STRLEN], exp[HORA_TIME_STRLEN];
+	if (o == NULL)
+		return NULL;
+	timefmt_format(now, 0, TIMEFMT_Z, t);
+	timefmt_format(now + lease_ms * HORA_USEC_PER_MS, 0, TIMEFMT_Z, exp);
+	json_object_set_new(o, "status", json_string("running"));
+	json_object_set_new(o, "worker", json_string(worker));
+	json_object_set_new(o, "started_at", json_string(t));
+	if (r->dispatched_at == 0)
+		json_object_set_new(o, "dispatched_at", json_string(t));
+	json_object_set_new(o, "lease_expires_at", json_string(exp));
+	return o;
+}
+
 static void claim_answer(void *ud, run *const *runs, size_t n)
 {
 	claim_ctx *cc = ud;
 	api_call *c = &cc->call;
-	fsm *f = fsm_of(c);
 	hora_time now = hora_wallclock_usec();
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		job *j = store_get(fsm_store(f), runs[i]->job);
-		json_t *o = run_to_json(runs[i], j, now);
-		/* the lease this answer grants (its LEASE entry follows) */
-		char t[HORA_TIME_STRLEN], exp[HORA_TIME_STRLEN];
-		timefmt_format(now, 0, TIMEFMT_Z, t);
-		timefmt_format(now + cc->lease_ms * HORA_USEC_PER_MS, 0,
-			       TIMEFMT_Z, exp);
-		json_object_set_new(o, "status", json_string("running"));
-		json_object_set_new(o, "worker", json_string(cc->worker));
-		json_object_set_new(o, "started_at", json_string(t));
-		if (runs[i]->dispatched_at == 0)
-			json_object_set_new(o, "dispatched_at", json_string(t));
-		json_object_set_new(o, "lease_expires_at", json_string(exp));
-		json_array_append_new(arr, o);
-	}
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, handed_out_json(c, runs[i], cc->worker,
+							   cc->lease_ms, now));
 	cc->claim = NULL;
 	http_request_on_abort(c->req, NULL, NULL);
 	api_reply_json(c, 200, json_pack("{s:o}", "runs", arr));
@@ -206,6 +214,155 @@ static void claim(api_call *c, const char *queue)
 		http_request_on_abort(c->req, NULL, NULL);
 		hora_free(cc);
 		reply_unavailable_or(c, rv);
+	}
+}
+
+/* ---- stream (push delivery) ------------------------------------------ */
+
+#define STREAM_KEEPALIVE_MS 15000
+#define STREAM_INFLIGHT_DEFAULT 1
+
+typedef struct stream_ctx {
+	api_call call;
+	char worker[WORKER_MAX + 1];
+	int64_t lease_ms;
+	dispatch_stream *ds;
+	uv_timer_t keepalive;
+	uint64_t last_write; /* uv_now */
+} stream_ctx;
+
+static void stream_ctx_closed(uv_handle_t *h)
+{
+	hora_free(h->data);
+}
+
+static void stream_ctx_free(stream_ctx *sc)
+{
+	uv_timer_stop(&sc->keepalive);
+	uv_close((uv_handle_t *)&sc->keepalive, stream_ctx_closed);
+}
+
+/* Client gone, or the server closing. */
+static void stream_abort(http_request *req, void *ud)
+{
+	stream_ctx *sc = ud;
+	(void)req;
+	dispatch_stream_close(sc->ds);
+	sc->ds = NULL;
+	stream_ctx_free(sc);
+}
+
+/* This node stopped leading: end cleanly, the worker connects again. */
+static void stream_end(void *ud)
+{
+	stream_ctx *sc = ud;
+	sc->ds = NULL;
+	http_stream_end(sc->call.req);
+	stream_ctx_free(sc);
+}
+
+/* One line per run, written the instant it is handed out. */
+static void stream_push(void *ud, run *const *runs, size_t n)
+{
+	stream_ctx *sc = ud;
+	hora_time now = hora_wallclock_usec();
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = handed_out_json(&sc->call, runs[i], sc->worker,
+					    sc->lease_ms, now);
+		char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		int rv = -HORA_ENOMEM;
+		if (line != NULL) {
+			size_t len = strlen(line);
+			line[len] = '\n'; /* replaces the NUL; length known */
+			rv = http_stream_write(sc->call.req, line, len + 1);
+			free(line);
+		}
+		if (rv != 0) {
+			/* the stream is cut (abort callback to come); runs not
+			 * written go out again when their lease expires */
+			log_warn("stream to %s: cannot write run %llu: %s",
+				 sc->worker, (unsigned long long)runs[i]->id,
+				 hora_strerror(rv));
+			return;
+		}
+	}
+	sc->last_write = uv_now(sc->call.a->loop);
+}
+
+/* An empty line while idle, so proxies and clients see a live stream. */
+static void stream_keepalive(uv_timer_t *t)
+{
+	stream_ctx *sc = t->data;
+	uint64_t now = uv_now(sc->call.a->loop);
+	if (now - sc->last_write + 50 < STREAM_KEEPALIVE_MS)
+		return;
+	if (http_stream_write(sc->call.req, "\n", 1) == 0)
+		sc->last_write = now;
+}
+
+static void stream(api_call *c, const char *queue)
+{
+	static const char *const allowed[] = {"worker", "max_inflight",
+					      "lease_ms", NULL};
+	hora_error err;
+	json_int_t max = STREAM_INFLIGHT_DEFAULT;
+	json_int_t lease_ms = DISPATCH_LEASE_MS_DEFAULT;
+	dispatch *d = c->a->dispatch;
+
+	if (job_queue_check(queue, "queue", &err) != 0) {
+		api_reply_hora_error(c, &err);
+		return;
+	}
+	json_t *obj = api_body_object(c);
+	if (obj == NULL)
+		return;
+	const char *worker;
+	if (!known_fields(c, obj, "", allowed) ||
+	    (worker = worker_field(c, obj)) == NULL ||
+	    !int_field(c, obj, "max_inflight", 1, DISPATCH_CLAIM_MAX, &max) ||
+	    !int_field(c, obj, "lease_ms", LEASE_MS_MIN, LEASE_MS_MAX,
+		       &lease_ms)) {
+		json_decref(obj);
+		return;
+	}
+	if (d == NULL || !dispatch_leading(d)) {
+		json_decref(obj);
+		reply_unavailable_or(c, -HORA_ENOTLEADER);
+		return;
+	}
+	stream_ctx *sc = hora_calloc(1, sizeof *sc);
+	if (sc == NULL) {
+		json_decref(obj);
+		api_reply_error(c, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	sc->call = *c;
+	snprintf(sc->worker, sizeof sc->worker, "%s", worker);
+	sc->lease_ms = lease_ms;
+	json_decref(obj);
+	http_response_header(c->req, "Cache-Control", "no-store");
+	api_count(c, 200);
+	if (http_respond_stream(c->req, 200, "application/x-ndjson") != 0) {
+		hora_free(sc);
+		return; /* answered 500 */
+	}
+	uv_timer_init(c->a->loop, &sc->keepalive);
+	sc->keepalive.data = sc;
+	sc->last_write = uv_now(c->a->loop);
+	uv_timer_start(&sc->keepalive, stream_keepalive, STREAM_KEEPALIVE_MS,
+		       STREAM_KEEPALIVE_MS);
+	http_request_on_abort(c->req, stream_abort, sc);
+	/* may push runs already ready before it returns */
+	int rv = dispatch_stream_open(d, queue, sc->worker, (unsigned)max,
+				      lease_ms, stream_push, stream_end, sc,
+				      &sc->ds);
+	if (rv != 0) {
+		/* leadership went in between, or out of memory: a clean end,
+		 * the worker connects again */
+		http_request_on_abort(c->req, NULL, NULL);
+		http_stream_end(c->req);
+		stream_ctx_free(sc);
 	}
 }
 
@@ -759,6 +916,11 @@ void api_runs_route(api_call *c, const char *const *seg, size_t nseg)
 		c->route = API_ROUTE_CLAIM;
 		if (post)
 			return claim(c, seg[1]);
+	} else if (strcmp(seg[0], "queues") == 0 && nseg == 3 &&
+		   strcmp(seg[2], "stream") == 0) {
+		c->route = API_ROUTE_STREAM;
+		if (post)
+			return stream(c, seg[1]);
 	} else {
 		api_reply_error(c, 404, "not_found", "no such route", NULL);
 		return;

@@ -60,6 +60,16 @@ static void handout_clear(run_lead *l)
 	l->worker = NULL;
 }
 
+/* The log ended the attempt a stream was given: its credit comes back. */
+static void stream_settle(dispatch *d, run_lead *l)
+{
+	if (l->stream_id == 0)
+		return;
+	uint64_t id = l->stream_id;
+	l->stream_id = 0;
+	dispatch__stream_credit(d, id);
+}
+
 static void lead_free(dispatch *d, run_lead *l)
 {
 	if (l->prev)
@@ -78,6 +88,8 @@ static void lead_drop(dispatch *d, run *r)
 {
 	if (r->lead == NULL)
 		return;
+	if (d->leader)
+		stream_settle(d, r->lead);
 	unqueue(d, r->lead);
 	lead_free(d, r->lead);
 }
@@ -96,8 +108,11 @@ void dispatch__place(dispatch *d, run *r)
 	}
 	unqueue(d, l);
 	l->overlap_pending = false;
-	/* the log moved it: a hand-out from memory is settled */
+	/* the log moved it: a hand-out from memory is settled; unless it
+	 * now runs (its LEASE applied), the attempt a stream got is over */
 	handout_clear(l);
+	if (r->status != RUN_RUNNING)
+		stream_settle(d, l);
 	if (r->status == RUN_SCHEDULED) {
 		if (heap_push(&d->due, r->due_at, l) == 0)
 			l->where = WHERE_DUE;
@@ -315,8 +330,9 @@ int dispatch_new(uv_loop_t *loop, node *n, dispatch **out)
 	uv_timer_init(loop, &d->lease_timer);
 	uv_timer_init(loop, &d->flush_timer);
 	uv_timer_init(loop, &d->gc_timer);
+	uv_timer_init(loop, &d->serve_timer);
 	d->plan_timer.data = d->lease_timer.data = d->flush_timer.data = d;
-	d->gc_timer.data = d;
+	d->gc_timer.data = d->serve_timer.data = d;
 	d->once_retention = DISPATCH_ONCE_RETENTION_DEFAULT_MS * HORA_USEC_PER_MS;
 	fsm_observer obs = {
 		.ud = d,
@@ -353,7 +369,8 @@ void dispatch_close(dispatch *d)
 	fsm_observer none = {0};
 	fsm_set_observer(d->f, &none);
 	node_set_role_cb(d->node, NULL, NULL);
-	d->closing = 5;
+	d->closing = 6;
+	uv_close((uv_handle_t *)&d->serve_timer, handle_closed);
 	uv_close((uv_handle_t *)&d->tfd_poll, handle_closed);
 	uv_close((uv_handle_t *)&d->plan_timer, handle_closed);
 	uv_close((uv_handle_t *)&d->lease_timer, handle_closed);

@@ -66,6 +66,7 @@ typedef struct dispatch_stats {
 	uint64_t misfires;
 	uint64_t collected; /* finished one-shot jobs deleted */
 	uint32_t claims_waiting;
+	uint32_t streams; /* open push streams */
 } dispatch_stats;
 
 int dispatch_new(uv_loop_t *loop, node *n, dispatch **out);
@@ -83,6 +84,34 @@ int dispatch_claim(dispatch *d, const char *queue, const char *worker,
 		   dispatch_claim_cb cb, void *ud, dispatch_waiter **out);
 /* Forget a waiting claim (client gone); cb will not run. */
 void dispatch_claim_cancel(dispatch_waiter *c);
+
+/*
+ * Push delivery (API.md "Push delivery").  A stream is a claim that does
+ * not end: ready runs of `queue` are handed to it, with their leases,
+ * as soon as they are due, while fewer than `max_inflight` runs it got
+ * are unfinished.  A run stops counting when its attempt ends in the log
+ * (completed, released with lease_ms 0, expired, cancelled).  Streams
+ * and waiting claims of a queue take turns, first come first served, so
+ * no run goes to two of them.
+ *
+ * cb(ud, runs, n) hands runs out (pointers valid during the call; it may
+ * run before dispatch_stream_open returns, and may close the stream).
+ * end(ud) runs once when this node stops leading (or the dispatcher
+ * closes); the stream is freed right after it returns.
+ * -HORA_ENOTLEADER, -HORA_ENOMEM.
+ */
+typedef struct dispatch_stream dispatch_stream;
+typedef void (*dispatch_stream_end_cb)(void *ud);
+int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
+			 unsigned max_inflight, int64_t lease_ms,
+			 dispatch_claim_cb cb, dispatch_stream_end_cb end,
+			 void *ud, dispatch_stream **out);
+/* The client went away: hand it nothing more.  Its runs keep their
+ * leases.  Not from inside end(). */
+void dispatch_stream_close(dispatch_stream *s);
+
+/* Whether this dispatcher hands out runs (this node leads). */
+bool dispatch_leading(const dispatch *d);
 
 /*
  * Extend (lease_ms > 0) or release (lease_ms == 0: the run is handed back

@@ -41,26 +41,39 @@ typedef struct run_lead {
 	 * kept here, not in the replicated lease end, so the leader's state
 	 * stays the followers'. */
 	hora_time lease_floor;
+	/* The stream it was handed to (dispatch_stream.id; 0: none) until
+	 * the log ends that attempt: the stream's credit comes back then. */
+	uint64_t stream_id;
 } run_lead;
 
+/* A waiting claim, or a stream (which never stops waiting while it has
+ * credit: it goes back to the tail of the queue's line after each
+ * hand-out). */
 struct dispatch_waiter {
 	dispatch *d;
 	struct dqueue *q;
 	char worker[256];
-	unsigned max;
+	unsigned max; /* a claim's max; a stream's max_inflight */
 	int64_t lease_ms;
 	dispatch_claim_cb cb;
 	void *ud;
 	uv_timer_t timer;
 	bool timer_live;
+	bool waiting; /* in q's line (wait_head..wait_tail) */
 	struct dispatch_waiter *prev, *next;
+	/* streams only */
+	bool stream;
+	uint64_t id;       /* > 0 */
+	unsigned inflight; /* runs handed out whose attempt has not ended */
+	dispatch_stream_end_cb end;
+	struct dispatch_waiter *s_prev, *s_next; /* d->streams */
 };
 
 /* A queue the leader hands out from: its ready runs and waiting claims. */
 typedef struct dqueue {
 	const char *name; /* interned */
 	heap ready;       /* items: run_lead, by priority then due instant */
-	bool touched;     /* got runs in this release pass */
+	bool touched;     /* got runs, or a waiter got credit back */
 	dispatch_waiter *wait_head, *wait_tail;
 	struct dqueue *next;
 } dqueue;
@@ -94,6 +107,9 @@ struct dispatch {
 	bool planning; /* a FIRE entry is in flight */
 	lease_pending *leases;
 	size_t nleases, cap_leases;
+	dispatch_waiter *streams; /* open streams */
+	uint64_t stream_seq;
+	uv_timer_t serve_timer; /* serve queues whose waiters got credit */
 	dispatch_final_cb final_cb;
 	void *final_ud;
 	dispatch_stats stats;
@@ -108,8 +124,13 @@ void dispatch__place(dispatch *d, run *r);
 void dispatch__set_sched_idx(void *item, uint32_t idx);
 /* The queue named `name`, made if `create` (NULL on ENOMEM). */
 dqueue *dispatch__queue(dispatch *d, const char *name, bool create);
-/* Answer every waiting claim with nothing and free every queue. */
+/* Answer every waiting claim with nothing, end every stream and free
+ * every queue. */
 void dispatch__forget_queues(dispatch *d);
+/* The attempt of a run handed to stream `id` ended: credit back (served
+ * on the next loop turn, never from inside an apply). */
+void dispatch__stream_credit(dispatch *d, uint64_t id);
+void dispatch__on_serve_timer(uv_timer_t *t);
 /* Arm the dispatch clock at the earliest due run (disarm if none). */
 void dispatch__arm_clock(dispatch *d);
 void dispatch__on_clock(uv_poll_t *p, int status, int events);

@@ -182,9 +182,27 @@ void dispatch__on_clock(uv_poll_t *p, int status, int events)
 
 /* ---- claims ----------------------------------------------------------- */
 
+/* Into q's line, at its tail. */
+static void claim_link(dispatch_waiter *c)
+{
+	dqueue *q = c->q;
+	c->next = NULL;
+	c->prev = q->wait_tail;
+	if (q->wait_tail)
+		q->wait_tail->next = c;
+	else
+		q->wait_head = c;
+	q->wait_tail = c;
+	c->waiting = true;
+	if (!c->stream)
+		c->d->stats.claims_waiting++;
+}
+
 static void claim_unlink(dispatch_waiter *c)
 {
 	dqueue *q = c->q;
+	if (!c->waiting)
+		return;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -194,7 +212,9 @@ static void claim_unlink(dispatch_waiter *c)
 	else
 		q->wait_tail = c->prev;
 	c->prev = c->next = NULL;
-	c->d->stats.claims_waiting--;
+	c->waiting = false;
+	if (!c->stream)
+		c->d->stats.claims_waiting--;
 }
 
 static void claim_timer_closed(uv_handle_t *h)
@@ -248,10 +268,29 @@ static void serve_waiting(dispatch *d, dqueue *q)
 	run *got[DISPATCH_CLAIM_MAX];
 	while (q->wait_head && heap_len(&q->ready) > 0) {
 		dispatch_waiter *c = q->wait_head;
-		size_t n = take_ready(d, q, c->worker, c->max, c->lease_ms, got);
+		if (!c->stream) {
+			size_t n = take_ready(d, q, c->worker, c->max,
+					      c->lease_ms, got);
+			claim_unlink(c);
+			c->cb(c->ud, got, n);
+			claim_free(c);
+			continue;
+		}
+		/* a stream takes what its credit allows, then goes to the
+		 * back of the line (if it still has credit) before its
+		 * callback, which may close it */
+		size_t n = take_ready(d, q, c->worker, c->max - c->inflight,
+				      c->lease_ms, got);
+		for (size_t i = 0; i < n; i++)
+			got[i]->lead->stream_id = c->id;
+		c->inflight += (unsigned)n;
 		claim_unlink(c);
-		c->cb(c->ud, got, n);
-		claim_free(c);
+		if (c->inflight < c->max)
+			claim_link(c);
+		if (n > 0)
+			c->cb(c->ud, got, n);
+		else
+			break; /* could not lease (out of memory): later */
 	}
 }
 
@@ -301,13 +340,7 @@ int dispatch_claim(dispatch *d, const char *queue, const char *worker,
 	c->timer.data = c;
 	c->timer_live = true;
 	uv_timer_start(&c->timer, on_claim_timeout, (uint64_t)wait_ms, 0);
-	c->prev = q->wait_tail;
-	if (q->wait_tail)
-		q->wait_tail->next = c;
-	else
-		q->wait_head = c;
-	q->wait_tail = c;
-	d->stats.claims_waiting++;
+	claim_link(c);
 	if (out)
 		*out = c;
 	return 0;
@@ -320,8 +353,114 @@ void dispatch_claim_cancel(dispatch_waiter *c)
 	claim_free(c);
 }
 
+/* ---- streams ---------------------------------------------------------- */
+
+int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
+			 unsigned max_inflight, int64_t lease_ms,
+			 dispatch_claim_cb cb, dispatch_stream_end_cb end,
+			 void *ud, dispatch_stream **out)
+{
+	*out = NULL;
+	if (!d->leader)
+		return -HORA_ENOTLEADER;
+	if (max_inflight == 0)
+		max_inflight = 1;
+	if (max_inflight > DISPATCH_CLAIM_MAX)
+		max_inflight = DISPATCH_CLAIM_MAX;
+	const char *interned = store_intern(fsm_store(d->f), queue);
+	dqueue *q = interned ? dispatch__queue(d, interned, true) : NULL;
+	dispatch_waiter *c = q ? hora_calloc(1, sizeof *c) : NULL;
+	if (c == NULL)
+		return -HORA_ENOMEM;
+	c->d = d;
+	c->q = q;
+	snprintf(c->worker, sizeof c->worker, "%s", worker);
+	c->max = max_inflight;
+	c->lease_ms = lease_ms;
+	c->cb = cb;
+	c->end = end;
+	c->ud = ud;
+	c->stream = true;
+	c->id = ++d->stream_seq;
+	c->s_next = d->streams;
+	if (d->streams)
+		d->streams->s_prev = c;
+	d->streams = c;
+	d->stats.streams++;
+	claim_link(c);
+	*out = (dispatch_stream *)c;
+	/* runs may be due since the last clock tick; hand out what is ready */
+	release_due(d);
+	if (c->waiting && heap_len(&q->ready) > 0)
+		serve_waiting(d, q);
+	return 0;
+}
+
+static void stream_free(dispatch_waiter *c)
+{
+	dispatch *d = c->d;
+	claim_unlink(c);
+	if (c->s_prev)
+		c->s_prev->s_next = c->s_next;
+	else
+		d->streams = c->s_next;
+	if (c->s_next)
+		c->s_next->s_prev = c->s_prev;
+	d->stats.streams--;
+	hora_free(c);
+}
+
+void dispatch_stream_close(dispatch_stream *s)
+{
+	if (s != NULL)
+		stream_free((dispatch_waiter *)s);
+}
+
+void dispatch__stream_credit(dispatch *d, uint64_t id)
+{
+	for (dispatch_waiter *c = d->streams; c; c = c->s_next) {
+		if (c->id != id)
+			continue;
+		if (c->inflight > 0)
+			c->inflight--;
+		if (!c->waiting && c->inflight < c->max)
+			claim_link(c);
+		if (heap_len(&c->q->ready) > 0) {
+			c->q->touched = true;
+			uv_timer_start(&d->serve_timer, dispatch__on_serve_timer,
+				       0, 0);
+		}
+		return;
+	}
+}
+
+void dispatch__on_serve_timer(uv_timer_t *t)
+{
+	dispatch *d = t->data;
+	if (!d->leader)
+		return;
+	for (dqueue *q = d->queues; q; q = q->next) {
+		if (q->touched && q->wait_head)
+			serve_waiting(d, q);
+		q->touched = false;
+	}
+}
+
+bool dispatch_leading(const dispatch *d)
+{
+	return d->leader;
+}
+
 void dispatch__forget_queues(dispatch *d)
 {
+	/* streams first: told once, freed (their runs keep their leases) */
+	while (d->streams) {
+		dispatch_waiter *c = d->streams;
+		dispatch_stream_end_cb end = c->end;
+		void *ud = c->ud;
+		stream_free(c);
+		end(ud);
+	}
 	for (dqueue *q = d->queues, *next; q; q = next) {
 		next = q->next;
 		while (q->wait_head) {

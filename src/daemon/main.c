@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "daemon/config.h"
 #include "daemon/workers.h"
+#include "net/loop_stats.h"
 
 /* How long a stopping node waits for writes already proposed. */
 #define DRAIN_MS 3000
@@ -43,6 +44,7 @@ typedef struct horad {
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain;
 	uint64_t drain_started;
+	loop_stats loop_stats; /* hora_loop_busy_seconds */
 	int stopping;
 	int exit_code;
 	int lock_fd;
@@ -56,6 +58,7 @@ static void node_closed(void *ud)
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->drain, NULL);
+	loop_stats_stop(&d->loop_stats, NULL, NULL);
 }
 
 static void forwarder_closed(void *ud)
@@ -275,6 +278,10 @@ int main(int argc, char **argv)
 	d.loop = uv_default_loop();
 	if (lock_data_dir(&d) != 0)
 		return 1;
+	if ((rv = loop_stats_start(d.loop, &d.loop_stats)) != 0) {
+		log_error("cannot measure the event loop: %s", uv_strerror(rv));
+		return 1;
+	}
 
 	char hostname[256] = "";
 	gethostname(hostname, sizeof hostname - 1);
@@ -323,6 +330,7 @@ int main(int argc, char **argv)
 
 	ac.node = d.node;
 	ac.dispatch = d.dispatch;
+	ac.loop_stats = &d.loop_stats;
 	ac.tls_cert_pem = d.cfg.tls_cert_pem;
 	ac.tls_key_pem = d.cfg.tls_key_pem;
 	ac.max_connections = d.cfg.max_connections

@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Push delivery: POST /v1/queues/{queue}/stream (API.md "Push delivery").
+
+Against real horad processes: a stream writes one run per line as soon as
+it is due, never more than max_inflight unfinished; completing or
+releasing a run frees a slot; a client that goes away keeps its leases;
+streams and claims on one queue share its runs without duplicates; a
+follower relays the stream; a leader change ends it cleanly.  Also the
+stall metric of the loop that hands runs out.  No timing thresholds: only
+what arrives and in which order.
+"""
+import http.client
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hora_harness as hh  # noqa: E402
+from hora_harness import wait_for  # noqa: E402
+
+SOON = "@after 200ms"
+
+
+def slow():
+    return 2.0 if "asan" in hh.build_dir() else 1.0
+
+
+def spath(q):
+    return "/v1/queues/" + urllib.parse.quote(q, safe="") + "/stream"
+
+
+class Stream:
+    """One stream: a thread reads its lines into a queue.  `lines` gets a
+    dict per run, "" per keep-alive line, and None once the stream has
+    ended cleanly (an exception object if it broke)."""
+
+    def __init__(self, node, q, body, timeout=60):
+        self.conn = node.http_connection(timeout)
+        data = json.dumps(body).encode()
+        self.conn.request("POST", spath(q), body=data,
+                          headers={"Content-Type": "application/json",
+                                   "Accept": "application/x-ndjson"})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+        self.lines = queue.Queue()
+        self.thread = None
+        if self.status == 200:
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+        else:
+            self.body = self.resp.read()
+
+    def _read(self):
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    self.lines.put(None)
+                    return
+                text = line.decode().strip()
+                self.lines.put(json.loads(text) if text else "")
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            self.lines.put(e)
+
+    def run(self, timeout):
+        """The next run (keep-alive lines skipped); None if none came
+        within `timeout` s; raises if the stream ended or broke."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                item = self.lines.get(timeout=left)
+            except queue.Empty:
+                return None
+            if item == "":
+                continue
+            if item is None:
+                raise AssertionError("the stream ended")
+            if isinstance(item, Exception):
+                raise AssertionError("the stream broke: %r" % item)
+            return item
+
+    def end(self, timeout):
+        """Wait for the clean end; returns the runs seen before it."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("the stream did not end within %s s" % timeout)
+            try:
+                item = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if item is None:
+                return got
+            if isinstance(item, Exception):
+                raise AssertionError("the stream broke instead of ending: %r" % item)
+            if item != "":
+                got.append(item)
+
+    def close(self):
+        try:
+            self.conn.sock and self.conn.sock.shutdown(2)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+class StreamBase(hh.HoraTestCase):
+    n = None
+
+    def stream(self, q, worker="w1", node=None, **kw):
+        body = dict(kw, worker=worker)
+        s = Stream(node or self.n, q, body)
+        self.addCleanup(s.close)
+        return s
+
+    def once(self, q, n=1, priority=None, schedule=SOON, node=None):
+        """n one-shot jobs in queue q, due together."""
+        jobs = []
+        for i in range(n):
+            j = {"schedule": schedule, "queue": q}
+            if priority is not None:
+                j["priority"] = priority
+            jobs.append(j)
+        names = []
+        for j in jobs:
+            st, _, b = (node or self.n).request("POST", "/v1/jobs", j)
+            self.assertEqual(st, 201, b)
+            names.append(b["name"])
+        return names
+
+    def complete(self, run_id, worker, node=None, status="succeeded"):
+        st, _, b = (node or self.n).request(
+            "POST", "/v1/runs/%s/complete" % run_id,
+            {"worker": worker, "status": status})
+        self.assertEqual(st, 200, b)
+
+    def get_run(self, run_id, node=None):
+        st, _, b = (node or self.n).request("GET", "/v1/runs/%s" % run_id)
+        self.assertEqual(st, 200, b)
+        return b
+
+
+class StreamOneNode(StreamBase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.n = cls.class_node()
+
+    def test_validation(self):
+        for body, field in (({}, "worker"),
+                            ({"worker": "w", "max_inflight": 0}, "max_inflight"),
+                            ({"worker": "w", "max_inflight": 1001}, "max_inflight"),
+                            ({"worker": "w", "lease_ms": 10}, "lease_ms"),
+                            ({"worker": "w", "bogus": 1}, "bogus")):
+            s = Stream(self.n, "q-val", body)
+            self.addCleanup(s.close)
+            self.assertEqual(s.status, 400, s.body)
+            err = json.loads(s.body)["error"]
+            self.assertEqual(err["code"], "invalid_argument", err)
+            self.assertEqual(err.get("field"), field, err)
+        st, _, b = self.n.request("GET", spath("q-val"))
+        self.assertEqual(st, 405, b)
+
+    def test_credit_and_order(self):
+        q = "q-credit"
+        s = self.stream(q, "w-credit", max_inflight=2)
+        self.assertEqual(s.status, 200)
+        self.assertTrue(s.headers["Content-Type"].startswith("application/x-ndjson"),
+                        s.headers)
+        # all four due at one instant: priority decides the order
+        at = time.strftime("@at %Y-%m-%dT%H:%M:%SZ",
+                           time.gmtime(int(time.time()) + 2))
+        self.once(q, 2, priority=1, schedule=at)
+        self.once(q, 2, priority=9, schedule=at)
+        a, b = s.run(10 * slow()), s.run(10 * slow())
+        self.assertIsNotNone(a)
+        self.assertIsNotNone(b)
+        for r in (a, b):
+            self.assertEqual(r["status"], "running", r)
+            self.assertEqual(r["worker"], "w-credit", r)
+            self.assertIsNotNone(r["lease_expires_at"], r)
+        # no third while two are unfinished
+        self.assertIsNone(s.run(1.0), "a third run came with max_inflight 2")
+        self.complete(a["id"], "w-credit")
+        c = s.run(10 * slow())
+        self.assertIsNotNone(c, "no run after a slot was freed")
+        # a release (heartbeat lease_ms 0) frees a slot too
+        st, _, body = self.n.request("POST", "/v1/runs/%s/heartbeat" % b["id"],
+                                     {"worker": "w-credit", "lease_ms": 0})
+        self.assertEqual(st, 200, body)
+        d = s.run(10 * slow())
+        self.assertIsNotNone(d, "no run after a release")
+        # priority first: the first three non-released deliveries were
+        # the priority-9 runs before any priority-1 run
+        self.assertEqual([r["priority"] for r in (a, b)], [9, 9], (a, b))
+        ids = [a["id"], b["id"], c["id"], d["id"]]
+        self.assertEqual(len(set(ids)) + (1 if d["id"] == b["id"] else 0), 4, ids)
+        for r in (c, d):
+            self.complete(r["id"], "w-credit")
+        # the released run comes again (to this stream: it has credit)
+        seen = {a["id"], c["id"], d["id"]}
+        while b["id"] not in seen or len(seen) < 4:
+            r = s.run(10 * slow())
+            self.assertIsNotNone(r, "runs missing; seen %s" % sorted(seen))
+            seen.add(r["id"])
+            self.complete(r["id"], "w-credit")
+
+    def test_disconnect_keeps_leases(self):
+        q = "q-disc"
+        s = self.stream(q, "w-disc", max_inflight=5)
+        self.once(q, 1)
+        r = s.run(10 * slow())
+        self.assertIsNotNone(r)
+        s.close()
+        time.sleep(0.3)
+        g = wait_for(lambda: (lambda x: x if x["status"] == "running" else None)(
+            self.get_run(r["id"])), 5, what="the run's LEASE applied")
+        self.assertEqual(g["worker"], "w-disc", g)
+        # the lease is still the worker's: it can finish the run
+        self.complete(r["id"], "w-disc")
+        self.assertEqual(self.get_run(r["id"])["status"], "succeeded")
+
+    def test_streams_and_claims_share_without_duplicates(self):
+        q = "q-share"
+        s1 = self.stream(q, "w-s1", max_inflight=3)
+        s2 = self.stream(q, "w-s2", max_inflight=3)
+        total = 40
+        got = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def claimer():
+            c = self.n.http_connection(30)
+            try:
+                while not stop.is_set():
+                    c.request("POST", "/v1/queues/%s/claim" % q,
+                              body=json.dumps({"worker": "w-claim", "max": 2,
+                                               "wait_ms": 300}),
+                              headers={"Content-Type": "application/json"})
+                    resp = c.getresponse()
+                    runs = json.loads(resp.read())["runs"]
+                    for r in runs:
+                        with lock:
+                            got.setdefault(r["id"], []).append("claim")
+                        c.request("POST", "/v1/runs/%s/complete" % r["id"],
+                                  body=json.dumps({"worker": "w-claim",
+                                                   "status": "succeeded"}),
+                                  headers={"Content-Type": "application/json"})
+                        c.getresponse().read()
+            finally:
+                c.close()
+
+        def drain(s, worker):
+            while not stop.is_set():
+                r = s.run(0.2)
+                if r is None:
+                    continue
+                with lock:
+                    got.setdefault(r["id"], []).append(worker)
+                self.complete(r["id"], worker, node=self.n)
+
+        # each drainer completes on its own connection (node.request is
+        # per thread)
+        threads = [threading.Thread(target=claimer, daemon=True),
+                   threading.Thread(target=drain, args=(s1, "w-s1"), daemon=True),
+                   threading.Thread(target=drain, args=(s2, "w-s2"), daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            self.once(q, total, schedule="@after 300ms")
+            wait_for(lambda: len(got) >= total, 30 * slow(),
+                     what="%d runs delivered (got %d)" % (total, len(got)))
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        self.assertEqual(len(got), total, got)
+        doubled = {k: v for k, v in got.items() if len(v) > 1}
+        self.assertEqual(doubled, {}, "runs delivered twice")
+        takers = {w for v in got.values() for w in v}
+        sys.stderr.write("  [info] %d runs shared by %s\n" % (total, sorted(takers)))
+
+    def test_loop_busy_metric(self):
+        st, _, text = self.n.request("GET", "/metrics", raw=True)
+        self.assertEqual(st, 200)
+        text = text.decode() if isinstance(text, bytes) else text
+        for le in ("0.0005", "0.001", "0.002", "0.005", "0.01", "0.05", "0.1"):
+            self.assertIn('hora_loop_busy_seconds_bucket{le="%s"}' % le, text)
+        self.assertIn("hora_loop_busy_seconds_count", text)
+        self.assertIn("hora_loop_busy_max_seconds", text)
+        self.assertIn("hora_streams_open", text)
+
+
+class StreamCluster(StreamBase):
+    def test_follower_relays_and_leader_change_ends_cleanly(self):
+        c = self.cluster(3)
+        lead = c.leader()
+        fol = c.followers()[0]
+        q = "q-fol"
+        st, _, b, _ = c.request_any("POST", "/v1/jobs", {"schedule": "@at 2099-01-01T00:00:00Z"},
+                                    nodes=lambda: [fol])
+        self.assertEqual(st, 201, b)
+        s = self.stream(q, "w-fol", node=fol, max_inflight=4)
+        self.assertEqual(s.status, 200)
+        names = self.once(q, 2, node=lead)
+        r1, r2 = s.run(10 * slow()), s.run(10 * slow())
+        self.assertIsNotNone(r1, "no run through the follower")
+        self.assertIsNotNone(r2, "second run missing")
+        self.assertEqual({r1["job"], r2["job"]}, set(names))
+        self.complete(r1["id"], "w-fol", node=fol)
+
+        # a stream on the leader ends cleanly when it hands leadership over
+        s2 = self.stream(q, "w-lead", node=lead, max_inflight=4)
+        self.assertEqual(s2.status, 200)
+        target = [nd for nd in c.running() if nd is not lead][0]
+        st, _, b, _ = c.request_any("POST", "/v1/cluster/transfer",
+                                    {"to": target.id}, nodes=lambda: [lead])
+        self.assertTrue(200 <= st < 300, b)
+        s2.end(15 * slow())
+        # the relayed stream ends too (its leader went), cleanly
+        s.end(60 * slow())
+        # r2 kept its lease across the change: w-fol completes it
+        st, _, b, _ = c.request_any("POST", "/v1/runs/%s/complete" % r2["id"],
+                                    {"worker": "w-fol", "status": "succeeded"})
+        self.assertEqual(st, 200, b)
+
+
+if __name__ == "__main__":
+    hh.main()
