@@ -400,32 +400,52 @@ static int snapshot_job(job *j, void *ud)
 	state_u64(w, STATE_FLAGS, j->flags);
 	state_u64(w, STATE_LAST_FIRED, (uint64_t)j->last_fired);
 	wire_u16(w, STATE_END);
+	wire_flush(w, FSM_SNAPSHOT_CHUNK);
 	return wire_failed(w) ? -HORA_ENOMEM : 0;
 }
+
+static void snapshot_put_all(const fsm *f, wire_writer *w);
 
 int fsm_snapshot_encode(const fsm *f, uint8_t **buf, size_t *len)
 {
 	wire_writer w;
 	wire_writer_init(&w);
-	wire_put(&w, FSM_SNAPSHOT_MAGIC, 8);
-	wire_u32(&w, FSM_SNAPSHOT_VERSION);
-	wire_u32(&w, 0); /* flags */
-	wire_u64(&w, f->last_index);
-	wire_u64(&w, (uint64_t)f->clock);
-	wire_u32(&w, (uint32_t)f->node_count);
-	for (size_t i = 0; i < f->node_count; i++) {
-		wire_u64(&w, f->nodes[i].id);
-		entry_put_str(&w, f->nodes[i].api);
-	}
-	wire_u64(&w, store_count(f->jobs));
-	store_each(f->jobs, snapshot_job, &w);
-	fsm__runs_snapshot(f, &w);
+	snapshot_put_all(f, &w);
 	if (wire_failed(&w)) {
 		wire_writer_free(&w);
 		return -HORA_ENOMEM;
 	}
 	*buf = wire_writer_take(&w, len);
 	return 0;
+}
+
+int fsm_snapshot_write(const fsm *f, wire_sink sink, void *ud)
+{
+	wire_writer w;
+	wire_writer_init_sink(&w, sink, ud);
+	snapshot_put_all(f, &w);
+	wire_flush(&w, 0);
+	int rv = w.sink_failed ? -HORA_EIO : w.b.oom ? -HORA_ENOMEM : 0;
+	wire_writer_free(&w);
+	return rv;
+}
+
+/* The whole state, in the order every replica writes it. */
+static void snapshot_put_all(const fsm *f, wire_writer *w)
+{
+	wire_put(w, FSM_SNAPSHOT_MAGIC, 8);
+	wire_u32(w, FSM_SNAPSHOT_VERSION);
+	wire_u32(w, 0); /* flags */
+	wire_u64(w, f->last_index);
+	wire_u64(w, (uint64_t)f->clock);
+	wire_u32(w, (uint32_t)f->node_count);
+	for (size_t i = 0; i < f->node_count; i++) {
+		wire_u64(w, f->nodes[i].id);
+		entry_put_str(w, f->nodes[i].api);
+	}
+	wire_u64(w, store_count(f->jobs));
+	store_each(f->jobs, snapshot_job, w);
+	fsm__runs_snapshot(f, w);
 }
 
 static int restore_state(wire_reader *r, job *j)

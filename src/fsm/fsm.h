@@ -133,6 +133,11 @@ size_t fsm_nodes(const fsm *f, const fsm_node_info **out);
 
 /* Serialize the whole state into one hora_malloc buffer. */
 int fsm_snapshot_encode(const fsm *f, uint8_t **buf, size_t *len);
+/* The same bytes, handed to `sink` in pieces of about FSM_SNAPSHOT_CHUNK
+ * (memory stays small).  0, -HORA_ENOMEM, or -HORA_EIO (the sink
+ * failed). */
+#define FSM_SNAPSHOT_CHUNK ((size_t)1 << 20)
+int fsm_snapshot_write(const fsm *f, wire_sink sink, void *ud);
 /* Replace the state by a snapshot.  On error the state is unchanged. */
 int fsm_snapshot_restore(fsm *f, const void *buf, size_t len);
 

@@ -788,6 +788,7 @@ static void snapshot_run(wire_writer *w, const run *r)
 	if (r->error)
 		rt_str(w, RT_ERROR, r->error, strlen(r->error));
 	wire_u16(w, RT_END);
+	wire_flush(w, FSM_SNAPSHOT_CHUNK);
 }
 
 static int snapshot_active(job *j, void *ud)

@@ -19,9 +19,26 @@ void wire_writer_free(wire_writer *w)
 	buf_free(&w->b);
 }
 
+void wire_writer_init_sink(wire_writer *w, wire_sink sink, void *ud)
+{
+	wire_writer_init(w);
+	w->sink = sink;
+	w->sink_ud = ud;
+}
+
+void wire_flush(wire_writer *w, size_t min)
+{
+	if (w->sink == NULL || w->sink_failed || w->b.oom || w->b.len < min ||
+	    w->b.len == 0)
+		return;
+	if (w->sink(w->sink_ud, w->b.p, w->b.len) != 0)
+		w->sink_failed = true;
+	buf_clear(&w->b);
+}
+
 bool wire_failed(const wire_writer *w)
 {
-	return w->b.oom;
+	return w->b.oom || w->sink_failed;
 }
 
 void wire_put(wire_writer *w, const void *p, size_t n)

@@ -15,15 +15,28 @@
 
 #include "core/buf.h"
 
+/* Where a streaming writer's bytes go (wire_flush): 0, or non-zero to
+ * fail the writer. */
+typedef int (*wire_sink)(void *ud, const void *p, size_t n);
+
 typedef struct wire_writer {
 	hora_buf b;
+	wire_sink sink; /* NULL: everything stays in b */
+	void *sink_ud;
+	bool sink_failed;
 } wire_writer;
 
 void wire_writer_init(wire_writer *w);
 /* Hand the buffer to the caller (who frees it with hora_free). */
 uint8_t *wire_writer_take(wire_writer *w, size_t *len);
 void wire_writer_free(wire_writer *w);
-/* An allocation failed: the bytes are incomplete. */
+/* A streaming writer: wire_flush() hands the bytes to `sink`. */
+void wire_writer_init_sink(wire_writer *w, wire_sink sink, void *ud);
+/* With a sink, hand it the bytes written so far once there are at least
+ * `min` of them (0: all).  Call between records: an offset reserved
+ * before a flush can no longer be patched.  No-op without a sink. */
+void wire_flush(wire_writer *w, size_t min);
+/* An allocation (or the sink) failed: the bytes are incomplete. */
 bool wire_failed(const wire_writer *w);
 void wire_put(wire_writer *w, const void *p, size_t n);
 void wire_u8(wire_writer *w, uint8_t v);
