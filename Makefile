@@ -2,7 +2,7 @@
 #   make        build build/horad and build/hora
 #   make run    install what is missing, build, start one node
 #   make test   install what is missing, build (plain and ASan/UBSan), run every test
-#   make bench  build and run the benchmarks
+#   make bench  install what is missing (with beanstalkd and Redis), build, run the benchmarks
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -10,12 +10,15 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build asan fuzz test unit-test bench run clean
+.PHONY: all deps bench-deps build asan fuzz test unit-test bench run clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+bench-deps:
+	@scripts/install-deps.sh --bench
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -37,7 +40,7 @@ test: deps build asan fuzz
 	@echo "== fuzzing, $(FUZZ_SECONDS)s per target"
 	@tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
 
-bench: deps build
+bench: bench-deps build
 	@bench/run.sh $(BUILD)
 
 run: deps build
