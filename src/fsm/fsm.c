@@ -74,6 +74,20 @@ hora_time fsm_next_fire(const job *j, hora_time after)
 	return t;
 }
 
+/* The next instant of j once a PUT or a resume has applied at `after`.
+ * A one-shot `@at` job that has never fired and whose instant has already
+ * passed (created late, a clock a little behind, paused over it) keeps
+ * that instant: it is a missed run, fired late once or skipped by the
+ * job's misfire policy, never silently nothing. */
+static hora_time next_after_change(const job *j, hora_time after)
+{
+	hora_schedule s;
+	job_schedule(j, &s);
+	if (s.kind == SCHEDULE_AT && j->last_fired < s.at && s.at <= after)
+		after = s.at - 1;
+	return fsm_next_fire(j, after);
+}
+
 /* Zones are validated by the leader before proposing; a replica whose
  * tzdata lacks the zone must still apply the entry, so it falls back to
  * UTC and says so. */
@@ -177,7 +191,7 @@ static int apply_put(fsm *f, const entry_header *h, wire_reader *r,
 		hora_time after = h->stamp > j->last_fired ? h->stamp
 							   : j->last_fired;
 		/* cannot fail: room was reserved above */
-		rv = store_set_next(f->jobs, j, fsm_next_fire(j, after));
+		rv = store_set_next(f->jobs, j, next_after_change(j, after));
 		HORA_ASSERT(rv == 0);
 	}
 	hora_free(built);
@@ -237,7 +251,7 @@ static int apply_names(fsm *f, const entry_header *h, wire_reader *r,
 		j->version = index;
 		hora_time after = h->stamp > j->last_fired ? h->stamp
 							   : j->last_fired;
-		int set = store_set_next(f->jobs, j, fsm_next_fire(j, after));
+		int set = store_set_next(f->jobs, j, next_after_change(j, after));
 		HORA_ASSERT(set == 0); /* room was reserved above */
 	}
 	for (uint32_t i = 0; i < n; i++)

@@ -822,6 +822,33 @@ class Runs(RunsBase):
         self.assertEqual(sorted(r["id"] for r in runs),
                          sorted([ra[0]["id"], rb[0]["id"]]))
 
+    def test_at_in_the_past_fires_late_once(self):
+        # created after its instant (a slow client, a clock behind): a
+        # missed run, fired at once by the default misfire policy (once)
+        # or recorded as skipped by misfire skip -- never nothing
+        # (more than the planner's 5 s misfire grace: within it, a late
+        # instant simply fires late whatever the policy)
+        past = (now_us() // MS - 60000) * MS
+        self.put("at-past", {"schedule": "@at " + fmt_us(past), "queue": "q-at-past"})
+        self.put("at-past-skip", {"schedule": "@at " + fmt_us(past),
+                                  "queue": "q-at-past", "misfire": "skip"})
+        r, _, _ = self.claim_one("q-at-past", "w-past", wait_ms=int(5000 * slow()))
+        self.assertEqual(r["job"], "at-past", r)
+        self.assertEqual(us(r["scheduled_at"]), past, r)
+        self.complete_ok(r["id"], "w-past")
+        # misfire skip: planned as missed, no run made, the job done
+        wait_for(lambda: self.job("at-past-skip")["next_run_at"] is None, 5,
+                 what="the skipped instant planned")
+        self.assertEqual(self.runs("at-past-skip"), [])
+        time.sleep(0.5)
+        self.assertEqual(len(self.runs("at-past")), 1)
+        for name in ("at-past", "at-past-skip"):
+            self.assertIsNone(self.job(name)["next_run_at"], name)
+        # the same job put again does not fire again
+        self.put("at-past", {"schedule": "@at " + fmt_us(past), "queue": "q-at-past"})
+        time.sleep(0.5)
+        self.assertEqual(len(self.runs("at-past")), 1)
+
     def test_paused_job_does_not_fire(self):
         name, queue = "pz", "q-pz"
         self.put_temp(name, {"schedule": "@every 300ms", "queue": queue,
