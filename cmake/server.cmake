@@ -34,8 +34,9 @@ string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," HORA_UI_BYTES "${HORA_UI_HEX}
 file(WRITE ${CMAKE_BINARY_DIR}/generated/ui_assets.c
   "/* generated from web/index.html by cmake/server.cmake */\n#include <stddef.h>\nextern const unsigned char ui_index_html[];\nextern const size_t ui_index_html_len;\nconst unsigned char ui_index_html[] = {${HORA_UI_BYTES} 0};\nconst size_t ui_index_html_len = ${HORA_UI_LEN};\n")
 
-# net, cluster, api and exec: the loop-driven layers of a node.
-file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/net/*.c src/cluster/*.c src/api/*.c src/exec/*.c)
+# net, cluster, api, exec and worker: the loop-driven layers of a node.
+file(GLOB HORA_NET_SRC CONFIGURE_DEPENDS src/net/*.c src/cluster/*.c src/api/*.c src/exec/*.c
+  src/worker/*.c)
 list(REMOVE_ITEM HORA_NET_SRC ${HORA_LEADER_SRC}) # in horaleader
 add_library(horanet STATIC ${HORA_NET_SRC} ${CMAKE_BINARY_DIR}/generated/ui_assets.c)
 target_link_libraries(horanet PUBLIC horaleader horacore raft_vendored PkgConfig::UV

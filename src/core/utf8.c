@@ -1,6 +1,7 @@
 #include "core/utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 size_t utf8_seq(const void *s, size_t n, utf8_nul nul)
 {
@@ -48,4 +49,26 @@ void utf8_scrub(char *s, size_t n, utf8_nul nul)
 		}
 		i += l;
 	}
+}
+
+size_t utf8_repair(const void *s, size_t n, char *out)
+{
+	const unsigned char *p = s;
+	size_t i = 0, o = 0;
+
+	while (i < n && i < 3 && (p[i] & 0xc0) == 0x80)
+		i++;
+	while (i < n) {
+		size_t l = utf8_seq(p + i, n - i, UTF8_NUL_BAD);
+		if (l == 0) {
+			memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+			o += 3;
+			i++;
+		} else {
+			memcpy(out + o, p + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	return o;
 }

@@ -27,4 +27,18 @@ size_t utf8_seq(const void *s, size_t n, utf8_nul nul);
  * sequence with '?' (a cut character becomes one '?' per byte). */
 void utf8_scrub(char *s, size_t n, utf8_nul nul);
 
+/* Room utf8_repair needs for n bytes of input. */
+#define UTF8_REPAIR_MAX(n) ((n) * 3)
+
+/*
+ * Copy s[0..n) to out as valid UTF-8 without NUL (what jansson and the
+ * log entries take), for text that can be anything, such as a command's
+ * output: every byte that does not start a valid sequence, NUL
+ * included, becomes U+FFFD; continuation bytes at the very start (up to
+ * three: a character cut by keeping only a tail) are dropped.  `out`
+ * has room for UTF8_REPAIR_MAX(n) bytes; returns the length written (no
+ * terminator).
+ */
+size_t utf8_repair(const void *s, size_t n, char *out);
+
 #endif

@@ -317,11 +317,6 @@ int entry_read_header(wire_reader *r, const void *buf, size_t len,
 	return 0;
 }
 
-void entry_sanitize_text(char *buf, size_t len)
-{
-	utf8_scrub(buf, len, UTF8_NUL_BAD);
-}
-
 void entry_put_text(wire_writer *w, const char *s, size_t len)
 {
 	wire_u32(w, (uint32_t)len);

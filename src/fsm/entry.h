@@ -136,10 +136,6 @@ int entry_encode_expire(const expire_item *items, size_t n, hora_time stamp,
 int entry_encode_overlap(const uint64_t *runs, size_t n, hora_time stamp,
 			 uint8_t **buf, size_t *len);
 
-/* Replace NULs and invalid UTF-8 in buf (len bytes) with '?', in place,
- * so the text is valid JSON string content. */
-void entry_sanitize_text(char *buf, size_t len);
-
 /* Write `len` bytes as a string, replacing NULs and invalid UTF-8 with
  * '?' so the text is always valid JSON string content. */
 void entry_put_text(wire_writer *w, const char *s, size_t len);
