@@ -58,9 +58,14 @@
 static const char worker_usage[] =
 	"usage: hora worker [--queue Q]... [--concurrency N] [--worker-id ID]\n"
 	"                   [--lease-ms MS] [--wait-ms MS] [--grace DURATION]\n"
+	"                   [--claim]\n"
 	"\n"
-	"Run an executor out of process: claim runs from the queues of the\n"
-	"horad node at --addr, execute them and report their results.  A\n"
+	"Run an executor out of process: take runs from the queues of the\n"
+	"horad node at --addr, execute them and report their results.  Runs\n"
+	"are pushed to the worker the instant they are due (one stream per\n"
+	"queue, the --concurrency slots split among them), or claimed with\n"
+	"long polls with --claim, or when there are more queues than slots,\n"
+	"or when the server has no streams.  A\n"
 	"`command` run executes its argv (no shell) with HORA_RUN_ID,\n"
 	"HORA_JOB, HORA_SCHEDULED_AT, HORA_ATTEMPT and HORA_PAYLOAD in its\n"
 	"environment; an `http` run sends its request (2xx = success).  The\n"
@@ -75,6 +80,7 @@ static const char worker_usage[] =
 	"                     (1000-3600000, default 60000)\n"
 	"  --wait-ms MS       how long a claim waits for a due run (long poll,\n"
 	"                     0-300000, default 30000)\n"
+	"  --claim            claim runs with long polls instead of streams\n"
 	"  --grace DURATION   after SIGTERM/SIGINT, how long running runs may\n"
 	"                     take to finish (e.g. 10s, 500ms, 0s; default 10s)\n"
 	"\n"
@@ -98,6 +104,7 @@ typedef struct worker {
 	size_t nqueues;
 	unsigned concurrency;
 	int64_t lease_ms, wait_ms, grace_ms;
+	bool claim; /* --claim: no streams */
 	uv_signal_t sigterm, sigint;
 	bool stopping;
 } worker;
@@ -229,6 +236,7 @@ static int worker_setup(worker *w, const cli_ctx *ctx)
 		.concurrency = w->concurrency,
 		.lease_ms = w->lease_ms,
 		.wait_ms = w->wait_ms,
+		.stream = !w->claim,
 		.backoff_min_ms = W_BACKOFF_MIN_MS,
 		.backoff_max_ms = W_BACKOFF_MAX_MS,
 		.name = "hora worker",
@@ -279,6 +287,10 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 		if (cli_is_help(a)) {
 			fputs(worker_usage, stdout);
 			return CLI_OK;
+		}
+		if (strcmp(a, "--claim") == 0) {
+			w->claim = true;
+			continue;
 		}
 		size_t k = 0, nnums = sizeof nums / sizeof nums[0];
 		while (k < nnums && (rv = client_opt(argc, argv, &i,
@@ -364,9 +376,11 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 						"%s%s", i ? "," : "",
 						w->queues[i]);
 		wlog("hora worker: %s claiming from %s at %s (concurrency %u, "
-		     "lease %lld ms)",
+		     "lease %lld ms, %s)",
 		     w->id, qs, w->base, w->concurrency,
-		     (long long)w->lease_ms);
+		     (long long)w->lease_ms,
+		     w->claim || w->concurrency < w->nqueues ? "long polls"
+							     : "streams");
 	}
 	engine_start(w->eng);
 	uv_run(&w->loop, UV_RUN_DEFAULT);

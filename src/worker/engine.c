@@ -21,6 +21,9 @@ struct equeue {
 	engine_call *claim; /* in flight */
 	unsigned asked;     /* slots reserved by that claim */
 	uint64_t claim_sent;
+	engine_call *stream;  /* open (push delivery) */
+	unsigned share;       /* its max_inflight */
+	uint64_t stream_sent; /* uv_now when opened */
 	uv_timer_t retry;
 	bool waiting; /* retry timer armed: backoff or pause */
 	unsigned backoff_ms;
@@ -67,6 +70,7 @@ struct engine {
 	size_t rr;
 	unsigned nruns;    /* held */
 	unsigned reserved; /* asked by claims in flight */
+	bool streaming;    /* push delivery instead of claims */
 	erun *runs;
 
 	uv_timer_t grace_timer;
@@ -626,6 +630,66 @@ static void claim_send(equeue *q, unsigned max, int64_t wait_ms)
 	e->reserved += max;
 }
 
+/* ------------------------------------------------------------------ */
+/* Streams (push delivery) */
+
+static void stream_pushed(void *ud, const engine_answer *a)
+{
+	equeue *q = ud;
+	q->backoff_ms = 0;
+	for (size_t i = 0; i < a->nruns; i++)
+		run_start(q->e, &a->runs[i]);
+}
+
+static void stream_ended(void *ud, const engine_answer *a)
+{
+	equeue *q = ud;
+	engine *e = q->e;
+	char secs[32];
+
+	q->stream = NULL;
+	if (a->outcome == ENGINE_REJECTED) {
+		/* refused outright (a server without streams, 404): claims */
+		elog(e, ENGINE_LOG_WARN, "%s: stream of queue %s refused: %s; "
+		     "claiming instead", e->conf.name, q->name, a->why);
+		e->streaming = false;
+		fill_slots(e);
+		return;
+	}
+	if (a->outcome == ENGINE_OK &&
+	    uv_now(e->loop) - q->stream_sent >= ENGINE_EARLY_EMPTY_MS) {
+		/* a clean end (the leader changed): connect again now */
+		elog(e, ENGINE_LOG_DEBUG, "%s: stream of queue %s ended; "
+		     "opening another", e->conf.name, q->name);
+	} else {
+		queue_backoff(q);
+		if (a->outcome == ENGINE_OK)
+			elog(e, ENGINE_LOG_DEBUG, "%s: stream of queue %s "
+			     "ended at once; again in %s", e->conf.name,
+			     q->name, secs_text(q->backoff_ms, secs));
+		else /* a stream is how this worker claims: same words */
+			elog(e, ENGINE_LOG_DEBUG, "%s: stream claim from "
+			     "queue %s failed: %s; retrying in %s",
+			     e->conf.name, q->name, a->why,
+			     secs_text(q->backoff_ms, secs));
+	}
+	fill_slots(e);
+}
+
+static void stream_open(equeue *q)
+{
+	engine *e = q->e;
+	q->stream_sent = uv_now(e->loop);
+	int rv = e->tp->stream(e->t, q->name, q->share, e->conf.lease_ms,
+			       stream_pushed, stream_ended, q, &q->stream);
+	if (rv != 0) {
+		q->stream = NULL;
+		queue_backoff(q);
+		elog(e, ENGINE_LOG_DEBUG, "%s: cannot open a stream of queue "
+		     "%s: %s", e->conf.name, q->name, hora_strerror(rv));
+	}
+}
+
 /* Share the free slots among the idle queues. */
 static void fill_slots(engine *e)
 {
@@ -635,6 +699,12 @@ static void fill_slots(engine *e)
 
 	if (e->stopping)
 		return;
+	if (e->streaming) {
+		for (size_t k = 0; k < nq; k++)
+			if (e->queues[k].stream == NULL && !e->queues[k].waiting)
+				stream_open(&e->queues[k]);
+		return;
+	}
 	used = e->nruns + e->reserved;
 	free_slots = used >= e->conf.concurrency ? 0
 						 : e->conf.concurrency - used;
@@ -696,10 +766,15 @@ int engine_new(uv_loop_t *loop, const engine_conf *conf,
 	uv_timer_init(loop, &e->grace_timer);
 	e->grace_timer.data = e;
 	e->nhandles = 1;
+	/* push delivery needs a slot per queue: the slots are split */
+	e->streaming = conf->stream && tp->stream != NULL &&
+		       conf->concurrency >= conf->nqueues;
 	for (size_t i = 0; i < conf->nqueues; i++) {
 		equeue *q = &e->queues[i];
 		q->e = e;
 		q->name = conf->queues[i];
+		q->share = conf->concurrency / (unsigned)conf->nqueues +
+			   (i < conf->concurrency % conf->nqueues ? 1 : 0);
 		uv_timer_init(loop, &q->retry);
 		q->retry.data = q;
 		e->nhandles++;
@@ -804,6 +879,7 @@ void engine_stop(engine *e, int64_t grace_ms, void (*done)(void *ud),
 	for (size_t i = 0; i < e->conf.nqueues; i++) {
 		equeue *q = &e->queues[i];
 		call_abort(e, &q->claim);
+		call_abort(e, &q->stream);
 		q->asked = 0;
 		uv_timer_stop(&q->retry);
 		q->waiting = false;

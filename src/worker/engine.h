@@ -21,6 +21,15 @@
  * is gone (cancelled, expired, taken over): the execution is stopped and
  * nothing is reported.
  *
+ * Push delivery.  With conf.stream and a transport that can stream, and
+ * at least one slot per queue, each queue gets a stream instead of
+ * claims (API.md "Push delivery"): the slots are split among the queues
+ * as the streams' max_inflight, the scheduler pushes runs as they are
+ * due, and a stream that ends (leader change) is opened again.  A slot
+ * is free on the scheduler's side once the run's report has committed,
+ * so a run may arrive just before the report's answer: runs held can
+ * exceed the slots by the reports in flight, executions never do.
+ *
  * Stopping (engine_stop, e.g. on SIGTERM): claims are abandoned, runs
  * not yet started are handed back (heartbeat with lease 0), running ones
  * get the grace period to finish and report, then are cancelled and
@@ -130,6 +139,13 @@ typedef struct engine_transport {
 	void (*abort)(void *t, engine_call *c);
 	/* May be NULL: run `id` starts (on) or stops (off) executing. */
 	void (*executing)(void *t, const char *id, bool on);
+	/* May be NULL (then claims only).  Push delivery of `queue`:
+	 * pushed(ud, a) for runs as they come (OK, nruns > 0), any number
+	 * of times; then ended(ud, a) once: OK for a clean end (open
+	 * another), else why it failed.  Nothing after `ended` or `abort`. */
+	int (*stream)(void *t, const char *queue, unsigned max_inflight,
+		      int64_t lease_ms, engine_cb pushed, engine_cb ended,
+		      void *ud, engine_call **out);
 } engine_transport;
 
 typedef enum {
@@ -149,6 +165,7 @@ typedef struct engine_conf {
 	int64_t lease_ms;          /* asked for each run */
 	int64_t heartbeat_ms;      /* 0: lease_ms / 3 */
 	int64_t wait_ms;           /* a claim's long poll */
+	bool stream; /* push delivery when the transport can (see above) */
 	/* claim, report and hand-back retries: min doubling up to max */
 	unsigned backoff_min_ms, backoff_max_ms;
 	/* prefix of the engine's own lines ("<name>: ..."); a run's lines

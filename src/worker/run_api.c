@@ -7,13 +7,31 @@
 #include "core/err.h"
 #include "sched/run_status.h"
 
-char *run_api_claim_path(const char *queue)
+static char *queue_path(const char *queue, const char *what)
 {
 	hora_buf b = HORA_BUF_INIT;
 	buf_adds(&b, "/v1/queues/");
 	buf_add_pct(&b, queue, BUF_PCT_SEGMENT);
-	buf_adds(&b, "/claim");
+	buf_addc(&b, '/');
+	buf_adds(&b, what);
 	return buf_take(&b, NULL);
+}
+
+char *run_api_claim_path(const char *queue)
+{
+	return queue_path(queue, "claim");
+}
+
+char *run_api_stream_path(const char *queue)
+{
+	return queue_path(queue, "stream");
+}
+
+json_t *run_api_stream_body(const char *worker, unsigned max_inflight,
+			    int64_t lease_ms)
+{
+	return json_pack("{s:s,s:i,s:I}", "worker", worker, "max_inflight",
+			 (int)max_inflight, "lease_ms", (json_int_t)lease_ms);
 }
 
 char *run_api_run_path(const char *id, const char *what)
@@ -71,24 +89,26 @@ int run_api_claimed(const json_t *answer, engine_claimed **out, size_t *n)
 	*out = hora_calloc(json_array_size(runs), sizeof **out);
 	if (*out == NULL)
 		return -HORA_ENOMEM;
-	json_array_foreach(runs, i, rj) {
-		json_int_t attempt =
-			json_integer_value(json_object_get(rj, "attempt"));
-		(*out)[i] = (engine_claimed){
-			.id = json_string_value(json_object_get(rj, "id")),
-			.job = json_string_value(json_object_get(rj, "job")),
-			.scheduled_at = json_string_value(
-				json_object_get(rj, "scheduled_at")),
-			.attempt = attempt > 0 && attempt <= UINT32_MAX
-					   ? (uint32_t)attempt
-					   : 1,
-			.payload = json_object_get(rj, "payload"),
-			.command = json_object_get(rj, "command"),
-			.http = json_object_get(rj, "http"),
-		};
-	}
+	json_array_foreach(runs, i, rj) (*out)[i] = run_api_claimed_one(rj);
 	*n = json_array_size(runs);
 	return 0;
+}
+
+engine_claimed run_api_claimed_one(const json_t *rj)
+{
+	json_int_t attempt = json_integer_value(json_object_get(rj, "attempt"));
+	return (engine_claimed){
+		.id = json_string_value(json_object_get(rj, "id")),
+		.job = json_string_value(json_object_get(rj, "job")),
+		.scheduled_at =
+			json_string_value(json_object_get(rj, "scheduled_at")),
+		.attempt = attempt > 0 && attempt <= UINT32_MAX
+				   ? (uint32_t)attempt
+				   : 1,
+		.payload = json_object_get(rj, "payload"),
+		.command = json_object_get(rj, "command"),
+		.http = json_object_get(rj, "http"),
+	};
 }
 
 engine_outcome run_api_outcome(long status)

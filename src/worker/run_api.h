@@ -21,6 +21,10 @@
 
 /* "/v1/queues/<queue>/claim", percent-encoded; NULL: out of memory. */
 char *run_api_claim_path(const char *queue);
+/* "/v1/queues/<queue>/stream", the same way. */
+char *run_api_stream_path(const char *queue);
+json_t *run_api_stream_body(const char *worker, unsigned max_inflight,
+			    int64_t lease_ms);
 /* "/v1/runs/<id>/<what>", percent-encoded; NULL: out of memory. */
 char *run_api_run_path(const char *id, const char *what);
 
@@ -38,6 +42,10 @@ json_t *run_api_complete_body(const char *worker, const engine_result *res);
  */
 int run_api_claimed(const json_t *answer, engine_claimed **out, size_t *n);
 
+/* One run as a claim answer or a stream line shows it (borrows from
+ * `rj`, knows no timeout). */
+engine_claimed run_api_claimed_one(const json_t *rj);
+
 /* 2xx OK; no answer (0), 429, 5xx TRANSIENT; 409 and 404 LOST; else
  * REJECTED. */
 engine_outcome run_api_outcome(long status);
@@ -49,6 +57,7 @@ typedef enum {
 	RUN_API_RELEASE, /* a heartbeat with lease_ms 0 */
 	RUN_API_COMPLETE,
 	RUN_API_JOB, /* GET /v1/jobs/{job} */
+	RUN_API_STREAM,
 } run_api_call;
 
 /*

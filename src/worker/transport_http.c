@@ -26,6 +26,11 @@ struct transport_http {
 	const char *id;
 	httpc_conf conf;
 	jcache_ent cache[THTTP_JOB_CACHE_MAX];
+	/* Runs read from streams wait here for the next loop turn: they
+	 * arrive inside libcurl's write callback, where the engine's calls
+	 * (new requests on the same multi handle) are refused. */
+	uv_timer_t deliver;
+	struct wreq *pending; /* streams with runs to hand over */
 };
 
 /* A request in flight; the engine sees it as an engine_call. */
@@ -42,6 +47,12 @@ typedef struct wreq {
 	CURLcode rc;
 	engine_cb cb;
 	void *ud;
+	/* RUN_API_STREAM: runs go to `pushed` line by line; `cb` ends it */
+	engine_cb pushed;
+	hora_buf line; /* a line not complete yet */
+	int stream_ok; /* 0 not known yet, 1 a 200: lines, -1 an error */
+	json_t *runs;  /* read, not yet handed over (an array), or NULL */
+	struct wreq *pprev, *pnext; /* t->pending while `runs` */
 } wreq;
 
 /* ------------------------------------------------------------------ */
@@ -90,8 +101,28 @@ static void jcache_put(transport_http *t, const char *name,
 /* ------------------------------------------------------------------ */
 /* Requests on the curl driver */
 
+static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *ud);
+static void deliver(struct wreq *r);
+
+static void pending_unlink(wreq *r)
+{
+	transport_http *t = r->t;
+	if (r->runs == NULL)
+		return;
+	if (r->pprev != NULL)
+		r->pprev->pnext = r->pnext;
+	else
+		t->pending = r->pnext;
+	if (r->pnext != NULL)
+		r->pnext->pprev = r->pprev;
+	r->pprev = r->pnext = NULL;
+	json_decref(r->runs);
+	r->runs = NULL;
+}
+
 static void wreq_free(wreq *r)
 {
+	pending_unlink(r);
 	curl_loop_remove(&r->x);
 	if (r->x.easy != NULL)
 		curl_easy_cleanup(r->x.easy);
@@ -100,6 +131,7 @@ static void wreq_free(wreq *r)
 	hora_free(r->payload);
 	hora_free(r->job);
 	buf_free(&r->body.buf);
+	buf_free(&r->line);
 	hora_free(r);
 }
 
@@ -189,6 +221,18 @@ static void wreq_done(curl_loop_xfer *x, CURLcode rc)
 					  JSON_DECODE_ANY, NULL);
 	}
 	a.outcome = run_api_outcome(status);
+	if (r->kind == RUN_API_STREAM && r->stream_ok == 1) {
+		/* the stream is over: a clean end, or cut (no answer); what
+		 * it brought goes first */
+		if (r->runs != NULL)
+			deliver(r);
+		if (rc != CURLE_OK) {
+			a.outcome = ENGINE_TRANSIENT;
+			a.why = wreq_describe(r, 0, NULL, buf, sizeof buf);
+		}
+		r->cb(r->ud, &a);
+		goto out;
+	}
 	if (a.outcome == ENGINE_OK && r->kind == RUN_API_CLAIM) {
 		claim_answer(r, json, &a);
 		goto out;
@@ -249,9 +293,21 @@ static int w_http(transport_http *t, run_api_call kind, const char *method,
 				  .errbuf = r->errbuf,
 			  }) != CURLE_OK ||
 	    curl_easy_setopt(r->x.easy, CURLOPT_WRITEFUNCTION,
-			     httpc_body_write) != CURLE_OK ||
+			     kind == RUN_API_STREAM ? stream_write
+						    : httpc_body_write) !=
+		    CURLE_OK ||
 	    curl_easy_setopt(r->x.easy, CURLOPT_WRITEDATA,
-			     (void *)&r->body) != CURLE_OK)
+			     kind == RUN_API_STREAM ? (void *)r
+						    : (void *)&r->body) !=
+		    CURLE_OK)
+		goto fail;
+	/* a stream has no total timeout; 45 s without a byte (the server
+	 * writes a line every 15 s) means the server is gone */
+	if (kind == RUN_API_STREAM &&
+	    (curl_easy_setopt(r->x.easy, CURLOPT_LOW_SPEED_LIMIT, 1L) !=
+		     CURLE_OK ||
+	     curl_easy_setopt(r->x.easy, CURLOPT_LOW_SPEED_TIME, 45L) !=
+		     CURLE_OK))
 		goto fail;
 	r->x.done = wreq_done;
 	if (curl_loop_add(t->cl, &r->x) != 0)
@@ -265,6 +321,100 @@ fail:
 	if (r != NULL)
 		wreq_free(r);
 	return -HORA_ENOMEM;
+}
+
+/* Hand the runs read from stream r to the engine (on the loop, outside
+ * libcurl's callbacks). */
+static void deliver(wreq *r)
+{
+	transport_http *t = r->t;
+	json_t *runs = json_incref(r->runs);
+	size_t n = json_array_size(runs), k = 0;
+	engine_claimed *c = hora_calloc(n ? n : 1, sizeof *c);
+
+	pending_unlink(r);
+	for (size_t i = 0; c != NULL && i < n; i++) {
+		c[k] = run_api_claimed_one(json_array_get(runs, i));
+		if (c[k].id == NULL || c[k].job == NULL)
+			continue;
+		jcache_ent *e = jcache_find(t, c[k].job);
+		if (e != NULL) {
+			c[k].timeout_known = true;
+			c[k].timeout_usec = e->timeout_usec;
+		}
+		k++;
+	}
+	/* (out of memory: the runs' leases expire, they come again) */
+	engine_answer a = {.outcome = ENGINE_OK, .why = "", .runs = c,
+			   .nruns = k};
+	if (k > 0)
+		r->pushed(r->ud, &a);
+	hora_free(c);
+	json_decref(runs);
+}
+
+static void deliver_cb(uv_timer_t *h)
+{
+	transport_http *t = h->data;
+	while (t->pending != NULL)
+		deliver(t->pending);
+}
+
+/* Keep a run read from stream r until the next loop turn. */
+static int stream_keep(wreq *r, json_t *rj)
+{
+	transport_http *t = r->t;
+	if (r->runs == NULL) {
+		if ((r->runs = json_array()) == NULL)
+			return -1;
+		r->pprev = NULL;
+		r->pnext = t->pending;
+		if (t->pending != NULL)
+			t->pending->pprev = r;
+		t->pending = r;
+		uv_timer_start(&t->deliver, deliver_cb, 0, 0);
+	}
+	return json_array_append(r->runs, rj);
+}
+
+/* A stream's body: one run per line, an empty line now and then; an
+ * answer other than 200 is kept whole for the error sentence. */
+static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	wreq *r = ud;
+	size_t n = size * nmemb;
+
+	if (r->stream_ok == 0) {
+		long status = 0;
+		curl_easy_getinfo(r->x.easy, CURLINFO_RESPONSE_CODE, &status);
+		r->stream_ok = status == 200 ? 1 : -1;
+	}
+	if (r->stream_ok < 0)
+		return httpc_body_write(ptr, size, nmemb, &r->body);
+	buf_add(&r->line, ptr, n);
+	if (r->line.oom || r->line.len > THTTP_MAX_BODY)
+		return 0; /* cut: the engine opens another */
+	size_t start = 0;
+	for (size_t i = 0; i < r->line.len; i++) {
+		if (r->line.p[i] != '\n')
+			continue;
+		size_t len = i - start;
+		if (len > 0) {
+			json_t *rj = json_loadb(r->line.p + start, len, 0, NULL);
+			if (json_is_object(rj) && stream_keep(r, rj) != 0) {
+				json_decref(rj);
+				return 0; /* out of memory: cut */
+			}
+			if (rj != NULL)
+				json_decref(rj);
+		}
+		start = i + 1;
+	}
+	if (start > 0) {
+		memmove(r->line.p, r->line.p + start, r->line.len - start);
+		r->line.len -= start;
+	}
+	return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -347,6 +497,25 @@ static int th_job_timeout(void *ctx, const char *job, engine_cb cb, void *ud,
 	return rv;
 }
 
+static int th_stream(void *ctx, const char *queue, unsigned max_inflight,
+		     int64_t lease_ms, engine_cb pushed, engine_cb ended,
+		     void *ud, engine_call **out)
+{
+	transport_http *t = ctx;
+	char *path = run_api_stream_path(queue);
+	int rv;
+
+	if (path == NULL)
+		return -HORA_ENOMEM;
+	rv = w_http(t, RUN_API_STREAM, "POST", path,
+		    run_api_stream_body(t->id, max_inflight, lease_ms), 0,
+		    ended, ud, out);
+	hora_free(path);
+	if (rv == 0) /* no transfer runs before the next loop turn */
+		((wreq *)(void *)*out)->pushed = pushed;
+	return rv;
+}
+
 static void th_abort(void *ctx, engine_call *c)
 {
 	(void)ctx;
@@ -359,6 +528,7 @@ const engine_transport transport_http_ops = {
 	.complete = th_complete,
 	.job_timeout = th_job_timeout,
 	.abort = th_abort,
+	.stream = th_stream,
 };
 
 int transport_http_new(uv_loop_t *loop, const char *base, const char *token,
@@ -376,15 +546,25 @@ int transport_http_new(uv_loop_t *loop, const char *base, const char *token,
 		hora_free(t);
 		return rv;
 	}
+	uv_timer_init(loop, &t->deliver);
+	t->deliver.data = t;
 	*out = t;
 	return 0;
+}
+
+static void deliver_closed(uv_handle_t *h)
+{
+	hora_free(h->data);
 }
 
 void transport_http_close(transport_http *t)
 {
 	/* requests still in flight are dropped, their callbacks not run */
 	curl_loop_close(t->cl, NULL, NULL);
+	while (t->pending != NULL)
+		pending_unlink(t->pending);
 	for (size_t i = 0; i < THTTP_JOB_CACHE_MAX; i++)
 		hora_free(t->cache[i].job);
-	hora_free(t);
+	uv_timer_stop(&t->deliver);
+	uv_close((uv_handle_t *)&t->deliver, deliver_closed);
 }

@@ -244,6 +244,24 @@ class WorkerTest(hh.HoraTestCase):
 
     # -- command runs ------------------------------------------------------------
 
+    def test_streams_and_claims(self):
+        # streams by default (one per queue, the slots split); --claim, or
+        # more queues than slots, long polls: both deliver
+        ws = self.worker("w-mode-s")
+        ws.wait_log(r"\(concurrency 4, lease 60000 ms, streams\)$")
+        self.job("wk-mode-s", command=["sh", "-c", "echo s"])
+        f = self.wait_final(self.trigger("wk-mode-s")["id"])
+        self.assertEqual((f["status"], f["worker"], f["output"]),
+                         ("succeeded", "w-mode-s", "s\n"), f)
+        ws.signal()
+        self.assertEqual(ws.wait(), 0)
+        wc = self.worker("w-mode-c", "--claim")
+        wc.wait_log(r"\(concurrency 4, lease 60000 ms, long polls\)$")
+        self.job("wk-mode-c", command=["sh", "-c", "echo c"])
+        f = self.wait_final(self.trigger("wk-mode-c")["id"])
+        self.assertEqual((f["status"], f["worker"], f["output"]),
+                         ("succeeded", "w-mode-c", "c\n"), f)
+
     def test_command_job_succeeds(self):
         w = self.worker("w-cmd")
         self.job("wk-hello", command=["sh", "-c",

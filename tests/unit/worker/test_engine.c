@@ -29,7 +29,7 @@
 
 typedef struct fake fake;
 
-typedef enum { F_CLAIM, F_HEARTBEAT, F_RELEASE, F_COMPLETE } fkind;
+typedef enum { F_CLAIM, F_HEARTBEAT, F_RELEASE, F_COMPLETE, F_STREAM } fkind;
 
 typedef struct fcall {
 	uv_timer_t timer;
@@ -37,6 +37,8 @@ typedef struct fcall {
 	fkind kind;
 	engine_cb cb;
 	void *ud;
+	engine_cb pushed; /* F_STREAM */
+	int step;         /* F_STREAM: 0 push a run, 1 end or idle */
 } fcall;
 
 struct fake {
@@ -56,6 +58,11 @@ struct fake {
 	size_t output_len;
 	int stopped;
 	int lines;
+	/* streams */
+	int streams;
+	engine_outcome stream_answer; /* REJECTED: refuse at once */
+	bool stream_ends;             /* end cleanly after the push */
+	unsigned max_inflight;
 };
 
 static void fcall_closed(uv_handle_t *h)
@@ -78,6 +85,26 @@ static void fcall_fire(uv_timer_t *t)
 	};
 
 	switch (c->kind) {
+	case F_STREAM:
+		if (f->stream_answer != ENGINE_OK) {
+			a.outcome = f->stream_answer;
+			a.why = "HTTP 404 not_found: no such route";
+			break;
+		}
+		if (c->step++ == 0 && f->streams == 1) {
+			a.runs = &one;
+			a.nruns = 1;
+			/* the stream stays open: ended later or aborted */
+			uv_timer_start(&c->timer, fcall_fire,
+				       f->stream_ends ? 50 : 60000, 0);
+			c->pushed(c->ud, &a);
+			return;
+		}
+		if (!f->stream_ends && c->step < 3) {
+			uv_timer_start(&c->timer, fcall_fire, 60000, 0);
+			return;
+		}
+		break; /* a clean end */
 	case F_CLAIM:
 		a.runs = &one;
 		a.nruns = 1;
@@ -166,11 +193,33 @@ static void f_abort(void *t, engine_call *ec)
 	uv_close((uv_handle_t *)&c->timer, fcall_closed);
 }
 
+static int f_stream(void *t, const char *queue, unsigned max_inflight,
+		    int64_t lease_ms, engine_cb pushed, engine_cb ended,
+		    void *ud, engine_call **out)
+{
+	fake *f = t;
+	assert_string_equal(queue, "q");
+	assert_int_equal(lease_ms, 3000);
+	f->streams++;
+	f->max_inflight = max_inflight;
+	*out = fcall_new(f, F_STREAM, 1, ended, ud);
+	((fcall *)(void *)*out)->pushed = pushed;
+	return 0;
+}
+
 static const engine_transport fake_ops = {
 	.claim = f_claim,
 	.heartbeat = f_heartbeat,
 	.complete = f_complete,
 	.abort = f_abort,
+};
+
+static const engine_transport fake_stream_ops = {
+	.claim = f_claim,
+	.heartbeat = f_heartbeat,
+	.complete = f_complete,
+	.abort = f_abort,
+	.stream = f_stream,
 };
 
 static void f_log(void *ud, engine_log_level level, const char *line)
@@ -192,7 +241,8 @@ static void on_stopped(void *ud)
 
 static const char *const queues[] = {"q"};
 
-static fake *fake_start(const char *argv_json, int64_t heartbeat_ms)
+static fake *fake_start_with(const char *argv_json, int64_t heartbeat_ms,
+			     bool stream, void (*setup)(fake *f))
 {
 	fake *f = calloc(1, sizeof *f);
 	hora_error err;
@@ -213,11 +263,21 @@ static fake *fake_start(const char *argv_json, int64_t heartbeat_ms)
 		.name = "test",
 		.log = f_log,
 		.log_ud = f,
+		.stream = stream,
 	};
-	assert_int_equal(engine_new(&f->loop, &conf, &fake_ops, f, &f->e, &err),
+	if (setup != NULL)
+		setup(f);
+	assert_int_equal(engine_new(&f->loop, &conf,
+				    stream ? &fake_stream_ops : &fake_ops, f,
+				    &f->e, &err),
 			 0);
 	engine_start(f->e);
 	return f;
+}
+
+static fake *fake_start(const char *argv_json, int64_t heartbeat_ms)
+{
+	return fake_start_with(argv_json, heartbeat_ms, false, NULL);
 }
 
 /* Run the loop until done(f) (or fail after 5 s). */
@@ -361,6 +421,61 @@ static void test_output_repaired(void **state)
 	fake_end(f);
 }
 
+static bool opened_twice(const fake *f)
+{
+	return f->streams >= 2;
+}
+
+static void test_stream_pushes(void **state)
+{
+	(void)state;
+	fake *f = fake_start_with("[\"sh\",\"-c\",\"echo s\"]", 0, true, NULL);
+
+	run_until_cond(f, completed);
+	run_until_cond(f, idle);
+	assert_int_equal(f->streams, 1);
+	assert_int_equal(f->max_inflight, 2); /* all the slots, one queue */
+	assert_int_equal(f->claims, 0);
+	assert_int_equal(f->status, RUN_SUCCEEDED);
+	assert_memory_equal(f->output, "s\n", 2);
+	fake_end(f); /* aborts the open stream */
+}
+
+static void set_ends(fake *f)
+{
+	f->stream_ends = true;
+}
+
+static void test_stream_reopened_after_clean_end(void **state)
+{
+	(void)state;
+	fake *f = fake_start_with("[\"sh\",\"-c\",\"echo s\"]", 0, true,
+				  set_ends);
+
+	run_until_cond(f, completed);
+	run_until_cond(f, opened_twice);
+	assert_int_equal(f->claims, 0);
+	fake_end(f);
+}
+
+static void set_refused(fake *f)
+{
+	f->stream_answer = ENGINE_REJECTED;
+}
+
+static void test_stream_refused_falls_back_to_claims(void **state)
+{
+	(void)state;
+	fake *f = fake_start_with("[\"sh\",\"-c\",\"echo c\"]", 0, true,
+				  set_refused);
+
+	run_until_cond(f, completed);
+	assert_int_equal(f->streams, 1);
+	assert_true(f->claims >= 1);
+	assert_int_equal(f->status, RUN_SUCCEEDED);
+	fake_end(f);
+}
+
 static void test_utf8_repair(void **state)
 {
 	char out[64];
@@ -391,6 +506,9 @@ int main(void)
 		cmocka_unit_test(test_transient_complete_retried),
 		cmocka_unit_test(test_stop_hands_back),
 		cmocka_unit_test(test_output_repaired),
+		cmocka_unit_test(test_stream_pushes),
+		cmocka_unit_test(test_stream_reopened_after_clean_end),
+		cmocka_unit_test(test_stream_refused_falls_back_to_claims),
 		cmocka_unit_test(test_utf8_repair),
 	};
 	/* a closed pipe must not kill the test */
