@@ -11,7 +11,7 @@
 #include "core/buf.h"
 #include "fsm/fsm.h"
 #include "net/loop_stats.h"
-#include "sched/run_status.h"
+#include "sched/run.h"
 
 static const char *route_labels[] = {
 #define API__ROUTE_LABEL(name, label) label,

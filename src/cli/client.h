@@ -79,18 +79,5 @@ int client_call(hora_client *c, const char *method, const char *path,
  */
 void client_query_add(hora_buf *b, const char *key, const char *value);
 
-/*
- * Option parsing shared by the networked commands.
- *
- * client_opt(argc, argv, &i, "--name", &val) matches argv[i] against
- * "--name VALUE" or "--name=VALUE".  Returns 1 and sets *val (advancing *i
- * past a separate value) on a match, 0 when argv[i] is another option, or
- * -1 after printing "NAME needs a value" (usage error).
- */
-int client_opt(int argc, char **argv, int *i, const char *name,
-	       const char **val);
-
-/* Parse a decimal integer in [min, max]; false when it is not one. */
-bool client_parse_long(const char *s, long min, long max, long *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/args.h"
 #include "cli/client.h"
 #include "cli/out.h"
 
@@ -63,7 +64,7 @@ static int cluster_args(cli_ctx *ctx, int argc, char **argv, int min,
 
 static int cluster_node_id(const char *s, long *id)
 {
-	if (!client_parse_long(s, 1, INT_MAX, id))
+	if (!args_long(s, 1, INT_MAX, id))
 		return cli_fail(CLI_USAGE, "'%s' is not a node id (a positive "
 					   "integer)",
 				s);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/args.h"
 #include "cli/client.h"
 #include "cli/out.h"
 #include "core/alloc.h"
@@ -280,7 +281,7 @@ static int put_apply_flag(json_t *job, const struct put_flag *f,
 	case PUT_INT:
 	case PUT_RETRIES: {
 		long n;
-		if (!client_parse_long(val, f->min, f->max, &n)) {
+		if (!args_long(val, f->min, f->max, &n)) {
 			if (f->max == LONG_MAX)
 				return cli_fail(CLI_USAGE,
 						"%s: '%s' is not a whole number "
@@ -515,8 +516,8 @@ static int job_put(cli_ctx *ctx, int argc, char **argv)
 			ctx->json = true;
 			continue;
 		}
-		if ((m = client_opt(argc, argv, &i, "-f", &val)) != 0 ||
-		    (m = client_opt(argc, argv, &i, "--file", &val)) != 0) {
+		if ((m = args_opt(argc, argv, &i, "-f", &val)) != 0 ||
+		    (m = args_opt(argc, argv, &i, "--file", &val)) != 0) {
 			if (m < 0) {
 				rv = CLI_USAGE;
 				goto out;
@@ -533,7 +534,7 @@ static int job_put(cli_ctx *ctx, int argc, char **argv)
 				}
 				continue;
 			}
-			m = client_opt(argc, argv, &i, put_flags[f].flag, &val);
+			m = args_opt(argc, argv, &i, put_flags[f].flag, &val);
 			if (m != 0)
 				break;
 		}
@@ -645,12 +646,12 @@ static int job_ls(cli_ctx *ctx, int argc, char **argv)
 		}
 		if (strcmp(a, "--json") == 0) {
 			ctx->json = true;
-		} else if ((m = client_opt(argc, argv, &i, "--prefix", &val)) !=
+		} else if ((m = args_opt(argc, argv, &i, "--prefix", &val)) !=
 			   0) {
 			if (m < 0)
 				return CLI_USAGE;
 			prefix = val;
-		} else if ((m = client_opt(argc, argv, &i, "--label", &val)) !=
+		} else if ((m = args_opt(argc, argv, &i, "--label", &val)) !=
 			   0) {
 			if (m < 0)
 				return CLI_USAGE;
@@ -661,11 +662,11 @@ static int job_ls(cli_ctx *ctx, int argc, char **argv)
 			if (nlabels == sizeof labels / sizeof labels[0])
 				return cli_fail(CLI_USAGE, "too many --label");
 			labels[nlabels++] = val;
-		} else if ((m = client_opt(argc, argv, &i, "--limit", &val)) !=
+		} else if ((m = args_opt(argc, argv, &i, "--limit", &val)) !=
 			   0) {
 			if (m < 0)
 				return CLI_USAGE;
-			if (!client_parse_long(val, 1, INT_MAX, &limit))
+			if (!args_long(val, 1, INT_MAX, &limit))
 				return cli_fail(CLI_USAGE,
 						"--limit: '%s' is not a whole "
 						"number >= 1",

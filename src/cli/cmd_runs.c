@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/args.h"
 #include "cli/client.h"
 #include "cli/out.h"
 #include "sched/run.h"
@@ -80,17 +81,17 @@ int cmd_runs(cli_ctx *ctx, int argc, char **argv)
 		}
 		if (strcmp(a, "--json") == 0) {
 			ctx->json = true;
-		} else if ((m = client_opt(argc, argv, &i, "--limit", &val)) !=
+		} else if ((m = args_opt(argc, argv, &i, "--limit", &val)) !=
 			   0) {
 			if (m < 0)
 				return CLI_USAGE;
-			if (!client_parse_long(val, 1, INT_MAX, &n))
+			if (!args_long(val, 1, INT_MAX, &n))
 				return cli_fail(CLI_USAGE,
 						"--limit: '%s' is not a whole "
 						"number >= 1",
 						val);
 			limit = val;
-		} else if ((m = client_opt(argc, argv, &i, "--status", &val)) !=
+		} else if ((m = args_opt(argc, argv, &i, "--status", &val)) !=
 			   0) {
 			if (m < 0)
 				return CLI_USAGE;

@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "cli/args.h"
 #include "cli/client.h"
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -193,7 +194,7 @@ static int parse_grace(const char *s, int64_t *ms)
 	int64_t usec;
 	hora_error err;
 
-	if (client_parse_long(s, 0, W_GRACE_MAX_MS / 1000, &secs)) {
+	if (args_long(s, 0, W_GRACE_MAX_MS / 1000, &secs)) {
 		*ms = (int64_t)secs * 1000;
 		return 0;
 	}
@@ -293,13 +294,13 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 			continue;
 		}
 		size_t k = 0, nnums = sizeof nums / sizeof nums[0];
-		while (k < nnums && (rv = client_opt(argc, argv, &i,
+		while (k < nnums && (rv = args_opt(argc, argv, &i,
 						     nums[k].flag, &val)) == 0)
 			k++;
 		if (k < nnums) {
 			if (rv < 0)
 				return CLI_USAGE;
-			if (!client_parse_long(val, nums[k].min, nums[k].max,
+			if (!args_long(val, nums[k].min, nums[k].max,
 					       &n))
 				return cli_fail(CLI_USAGE,
 						"%s must be a whole number "
@@ -307,7 +308,7 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 						nums[k].flag, nums[k].min,
 						nums[k].max, val);
 			*nums[k].dst = n;
-		} else if ((rv = client_opt(argc, argv, &i, "--queue", &val)) !=
+		} else if ((rv = args_opt(argc, argv, &i, "--queue", &val)) !=
 			   0) {
 			hora_error err;
 			if (rv < 0)
@@ -326,7 +327,7 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 						"at most %d queues per worker",
 						W_QUEUES_MAX);
 			w->queues[w->nqueues++] = val;
-		} else if ((rv = client_opt(argc, argv, &i, "--worker-id",
+		} else if ((rv = args_opt(argc, argv, &i, "--worker-id",
 					    &val)) != 0) {
 			if (rv < 0)
 				return CLI_USAGE;
@@ -336,7 +337,7 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
 						"characters",
 						W_ID_MAX);
 			id = val;
-		} else if ((rv = client_opt(argc, argv, &i, "--grace", &val)) !=
+		} else if ((rv = args_opt(argc, argv, &i, "--grace", &val)) !=
 			   0) {
 			if (rv < 0)
 				return CLI_USAGE;

@@ -5,7 +5,6 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/err.h"
-#include "sched/run_status.h"
 
 run *run_new(uint64_t id, const char *job, const char *queue)
 {

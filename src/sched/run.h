@@ -77,6 +77,13 @@ typedef struct run {
 run *run_new(uint64_t id, const char *job, const char *queue);
 void run_free(run *r);
 
+/* The API names of the run states (API.md "Runs"), one table for the
+ * metrics, the CLI, the worker engine and the JSON of a run:
+ * "scheduled", "running", "succeeded", "failed", "timed_out", "skipped",
+ * "cancelled" for the run_status values; "unknown" for anything else.
+ * The eighth name, "ready", is a scheduled run that is due: see
+ * run_status_name() and run_status_parse(). */
+const char *run_status_str(int status);
 /* "scheduled", ..., with "ready" for a due scheduled run. */
 const char *run_status_name(const run *r, hora_time now);
 /* Parse an API status name (any of the eight); -1 if unknown. */

@@ -10,7 +10,7 @@
 #include "core/alloc.h"
 #include "core/utf8.h"
 #include "exec/exec.h"
-#include "sched/run_status.h"
+#include "sched/run.h"
 
 typedef struct equeue equeue;
 typedef struct erun erun;

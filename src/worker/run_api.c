@@ -5,7 +5,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/err.h"
-#include "sched/run_status.h"
+#include "sched/run.h"
 
 static char *queue_path(const char *queue, const char *what)
 {
