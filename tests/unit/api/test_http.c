@@ -440,6 +440,44 @@ static void on_later_abort(http_request *req, void *ud)
 	uv_close((uv_handle_t *)&l->t, on_later_closed);
 }
 
+/* A streamed answer: `left` lines, one every `ms` (0: keep it open after
+ * the first line until the client or the server goes). */
+typedef struct streamer {
+	uv_timer_t t;
+	http_request *req;
+	fx *f;
+	int left, sent;
+} streamer;
+
+static void streamer_closed(uv_handle_t *h)
+{
+	hora_free(h->data);
+}
+
+static void on_stream_tick(uv_timer_t *t)
+{
+	streamer *s = t->data;
+	char line[32];
+	int n = snprintf(line, sizeof line, "line %d\n", s->sent++);
+	assert_int_equal(http_stream_write(s->req, line, (size_t)n), 0);
+	if (--s->left > 0)
+		return;
+	uv_timer_stop(&s->t);
+	http_stream_end(s->req);
+	uv_close((uv_handle_t *)&s->t, streamer_closed);
+}
+
+static void on_stream_abort(http_request *req, void *ud)
+{
+	streamer *s = ud;
+	(void)req;
+	if (s->f->close_called)
+		s->f->aborted_while_closing++;
+	atomic_fetch_add(&s->f->aborted, 1);
+	uv_timer_stop(&s->t);
+	uv_close((uv_handle_t *)&s->t, streamer_closed);
+}
+
 static void on_hang_abort(http_request *req, void *ud)
 {
 	fx *f = ud;
@@ -552,6 +590,32 @@ static void handler(http_request *req, void *ud)
 			uv_timer_start(t, on_close_timer, 100, 0);
 		}
 		atomic_store(&f->parked_flag, 1);
+	} else if (strcmp(path, "/stream") == 0) {
+		const char *n = http_request_query(req, "n");
+		streamer *s = hora_calloc(1, sizeof *s);
+		assert_non_null(s);
+		s->req = req;
+		s->f = f;
+		s->left = n ? atoi(n) : 0;
+		s->t.data = s;
+		uv_timer_init(&f->loop, &s->t);
+		assert_int_equal(http_response_header(req, "X-Stream", "1"), 0);
+		assert_int_equal(http_respond_stream(req, 200, "text/plain"), 0);
+		/* a second answer is refused */
+		assert_int_equal(http_respond(req, 200, NULL, "x", 1),
+				 -HORA_EINVAL);
+		assert_int_equal(http_stream_write(req, "first\n", 6), 0);
+		if (s->left > 0)
+			uv_timer_start(&s->t, on_stream_tick, 5, 5);
+		else
+			http_request_on_abort(req, on_stream_abort, s);
+		if (http_request_query(req, "close") != NULL) {
+			uv_timer_t *t = hora_malloc(sizeof *t);
+			assert_non_null(t);
+			t->data = f;
+			uv_timer_init(&f->loop, t);
+			uv_timer_start(t, on_close_timer, 100, 0);
+		}
 	} else if (strcmp(path, "/wake") == 0) {
 		/* Answer another, parked request from inside this handler. */
 		assert_non_null(f->parked);
@@ -913,6 +977,56 @@ static void test_client_disconnect(void **state)
 	assert_int_equal(f.stats.aborted, 1);
 	assert_int_equal(f.stats.pending, 0);
 	assert_true(f.stats.open_connections <= 1);
+}
+
+static void script_stream(fx *f)
+{
+	do_req(f, NULL, "/stream?n=3", NULL, &f->r[0]);
+	do_req(f, NULL, "/stream", &(req_opts){.timeout_ms = 300}, &f->r[1]);
+	for (int i = 0; i < 600 && atomic_load(&f->aborted) == 0; i++)
+		sleep_ms(5);
+	do_req(f, NULL, "/echo", NULL, &f->r[2]);
+}
+
+static void test_stream(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_stream);
+	/* written piece by piece, chunked, ended cleanly */
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 200);
+	assert_string_equal(f.r[0].body, "first\nline 0\nline 1\nline 2\n");
+	assert_non_null(strstr(f.r[0].headers, "chunked"));
+	assert_non_null(strstr(f.r[0].headers, "X-Stream: 1"));
+	/* a client that leaves an open stream: the owner is told */
+	assert_int_equal(f.r[1].rc, CURLE_OPERATION_TIMEDOUT);
+	assert_int_equal(atomic_load(&f.aborted), 1);
+	assert_int_equal(f.aborted_while_closing, 0);
+	assert_int_equal(f.r[2].status, 200);
+	assert_int_equal(f.stats.pending, 0);
+}
+
+static void script_stream_close(fx *f)
+{
+	do_req(f, NULL, "/stream?close=1", NULL, &f->r[0]);
+}
+
+static void test_close_ends_streams(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_stream_close);
+	/* the server closing ends the stream cleanly after what it had */
+	assert_int_equal(f.r[0].rc, CURLE_OK);
+	assert_int_equal(f.r[0].status, 200);
+	assert_string_equal(f.r[0].body, "first\n");
+	assert_int_equal(atomic_load(&f.aborted), 1);
+	assert_int_equal(f.aborted_while_closing, 1);
 }
 
 static void script_close_pending(fx *f)
@@ -1849,6 +1963,8 @@ int main(void)
 		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_client_disconnect),
 		cmocka_unit_test(test_close_with_pending),
+		cmocka_unit_test(test_stream),
+		cmocka_unit_test(test_close_ends_streams),
 		cmocka_unit_test(test_close_from_handler),
 		cmocka_unit_test(test_keepalive_many),
 		cmocka_unit_test(test_idle_timeout_spares_long_poll),
