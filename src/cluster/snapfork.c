@@ -15,6 +15,9 @@
 #include "core/log.h"
 
 #define COPY_CHUNK ((size_t)1 << 20)
+/* Written data is pushed to the disk every this many bytes (see
+ * copy_to_file). */
+#define WRITEBACK_STEP ((uint64_t)8 << 20)
 
 static uint64_t mono_ns(void)
 {
@@ -84,6 +87,24 @@ static int copy_to_file(struct raft_uv_snapshot_writer *w, int fd,
 			break;
 		}
 		s->bytes += (uint64_t)n;
+		/* Incremental writeback: a few hundred MB of dirty pages
+		 * flushed at once by the final fsync stall the Raft log's
+		 * own fsyncs behind them for 100+ ms.  Start writing each
+		 * step as it fills and wait for the one before. */
+		if (s->bytes - s->synced >= WRITEBACK_STEP) {
+			uint64_t from = s->synced;
+			sync_file_range(fd, (off64_t)from,
+					(off64_t)(s->bytes - from),
+					SYNC_FILE_RANGE_WRITE);
+			if (from >= WRITEBACK_STEP)
+				sync_file_range(fd,
+						(off64_t)(from - WRITEBACK_STEP),
+						(off64_t)WRITEBACK_STEP,
+						SYNC_FILE_RANGE_WAIT_BEFORE |
+							SYNC_FILE_RANGE_WRITE |
+							SYNC_FILE_RANGE_WAIT_AFTER);
+			s->synced = s->bytes;
+		}
 	}
 	hora_free(buf);
 	/* the child is done (EOF) or must be (we stop reading) */

@@ -39,6 +39,7 @@ typedef struct snapfork {
 	int reaped;       /* 1 once waited for */
 	uint64_t index;   /* the state's applied index (for the log) */
 	uint64_t bytes;   /* copied to the snapshot file */
+	uint64_t synced;  /* of which handed to writeback */
 	uint64_t fork_ns; /* how long fork() held the loop */
 	uint64_t copy_ns; /* how long the writer took, child included */
 } snapfork;
