@@ -299,13 +299,14 @@ static void stream_unlink(http_server *s, http_request *r)
 	r->s_prev = r->s_next = NULL;
 }
 
-/* The reader suspended the connection for want of bytes: let MHD go on. */
+/* The reader suspended the connection for want of bytes: let MHD go on.
+ * (A stream's disconnect watch stays on for its whole life: starting and
+ * stopping it at every pause cost two epoll_ctl calls per run written.) */
 static void stream_wake(http_request *r)
 {
 	if (!r->s_wait)
 		return;
 	r->s_wait = false;
-	watch_stop(r);
 	MHD_resume_connection(r->mc);
 	server_kick(r->s);
 }
@@ -344,7 +345,6 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	 * return 0 only together with a suspend, else MHD spins) */
 	r->s_wait = true;
 	MHD_suspend_connection(r->mc);
-	watch_start(r);
 	return 0;
 }
 
@@ -354,9 +354,13 @@ static void on_peer_event(uv_poll_t *p, int status, int events)
 
 	(void)status;
 	(void)events;
-	if (r->state == REQ_STREAM && r->s_wait) {
-		r->s->st.aborted++;
-		stream_cut(r);
+	if (r->streaming) {
+		/* suspended or not: MHD would notice only on its next write */
+		uv_poll_stop(p);
+		if (!r->s_abort && !r->s_end) {
+			r->s->st.aborted++;
+			stream_cut(r);
+		}
 		return;
 	}
 	if (r->state != REQ_PENDING) {
@@ -1504,10 +1508,10 @@ int http_respond_stream(http_request *req, int status,
 	if (req->state == REQ_HANDLER) {
 		queue(req, (unsigned)status, resp, 0);
 		MHD_destroy_response(resp);
+		watch_start(req);
 		return 0;
 	}
-	parked_remove(s, req);
-	watch_stop(req);
+	parked_remove(s, req); /* its watch goes on for the stream */
 	req->resp = resp;
 	req->resp_owned = true;
 	req->resp_len = 0;
