@@ -1551,6 +1551,15 @@ size_t http_stream_backlog(const http_request *req)
 	return req->streaming ? req->sbuf.len - req->soff : 0;
 }
 
+void http_stream_cut(http_request *req)
+{
+	if (!req->streaming || req->s_abort)
+		return;
+	req->abort_cb = NULL;
+	req->abort_ud = NULL;
+	stream_cut(req); /* no callback left to run */
+}
+
 void http_stream_end(http_request *req)
 {
 	if (!req->streaming || req->s_end)

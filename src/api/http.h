@@ -288,6 +288,10 @@ size_t http_stream_backlog(const http_request *req);
  * invalid for the caller from then on; its abort callback is removed. */
 void http_stream_end(http_request *req);
 
+/* End it now, dropping what was not sent (a client that does not read):
+ * the connection is closed.  Same rules as http_stream_end. */
+void http_stream_cut(http_request *req);
+
 /* --- helpers ---------------------------------------------------------- */
 
 /*

@@ -221,6 +221,9 @@ static void claim(api_call *c, const char *queue)
 
 #define STREAM_KEEPALIVE_MS 15000
 #define STREAM_INFLIGHT_DEFAULT 1
+/* Unsent bytes a stream may hold before its client counts as not reading:
+ * the credit bounds runs, not bytes (a run's line can be ~1 MiB). */
+#define STREAM_BACKLOG_MAX ((size_t)16 << 20)
 
 typedef struct stream_ctx {
 	api_call call;
@@ -288,6 +291,16 @@ static void stream_push(void *ud, run *const *runs, size_t n)
 		}
 	}
 	sc->last_write = uv_now(sc->call.a->loop);
+	if (http_stream_backlog(sc->call.req) > STREAM_BACKLOG_MAX) {
+		/* a client that does not read: cut it; what it did not get
+		 * goes out again when those leases expire */
+		log_warn("stream to %s: %zu bytes unread; cutting it",
+			 sc->worker, http_stream_backlog(sc->call.req));
+		dispatch_stream_close(sc->ds);
+		sc->ds = NULL;
+		http_stream_cut(sc->call.req);
+		stream_ctx_free(sc);
+	}
 }
 
 /* An empty line while idle, so proxies and clients see a live stream. */

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import queue
+import socket
 import sys
 import threading
 import time
@@ -290,6 +291,47 @@ class StreamOneNode(StreamBase):
         self.assertEqual(doubled, {}, "runs delivered twice")
         takers = {w for v in got.values() for w in v}
         sys.stderr.write("  [info] %d runs shared by %s\n" % (total, sorted(takers)))
+
+    def test_client_that_does_not_read_is_cut(self):
+        # credit bounds runs, not bytes: a stream whose client reads
+        # nothing is cut once 16 MiB wait unsent, and its runs come again
+        q = "q-noread"
+        sock = socket.create_connection(("127.0.0.1", self.n.api_port), timeout=30)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = json.dumps({"worker": "w-noread", "max_inflight": 1000}).encode()
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (
+                         spath(q).encode(), len(body), body))
+        big = "x" * 60000          # payloads are at most 64 KiB,
+        argv = ["true"] + ["y" * 4000] * 40  # command + payload <= 256 KiB
+        for i in range(30):
+            st, _, b = self.n.request("POST", "/v1/jobs:batch", {"jobs": [
+                {"name": "noread-%d-%d" % (i, k), "schedule": "@after 100ms",
+                 "queue": q, "payload": big, "command": argv}
+                for k in range(4)]})
+            self.assertEqual(st, 200, b)
+        wait_for(lambda: "unread; cutting it" in self.n.log_tail(20000),
+                 30 * slow(), what="the unread stream cut")
+        # the connection is closed by the server (after what the kernel
+        # buffers held)
+        sock.settimeout(10)
+        got = 0
+        while True:
+            try:
+                chunk = sock.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+        self.assertLess(got, 16 << 20)
+        st, _, _ = self.n.request("GET", "/healthz")
+        self.assertEqual(st, 200)
+        # the runs it held are still the worker's until their leases end
+        s = self.stream(q, "w-reader", max_inflight=5)
+        self.assertEqual(s.status, 200)
 
     def test_loop_busy_metric(self):
         st, _, text = self.n.request("GET", "/metrics", raw=True)

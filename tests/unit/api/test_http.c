@@ -616,6 +616,10 @@ static void handler(http_request *req, void *ud)
 			uv_timer_init(&f->loop, t);
 			uv_timer_start(t, on_close_timer, 100, 0);
 		}
+	} else if (strcmp(path, "/stream-cut") == 0) {
+		assert_int_equal(http_respond_stream(req, 200, "text/plain"), 0);
+		assert_int_equal(http_stream_write(req, "gone\n", 5), 0);
+		http_stream_cut(req); /* no abort callback follows */
 	} else if (strcmp(path, "/wake") == 0) {
 		/* Answer another, parked request from inside this handler. */
 		assert_non_null(f->parked);
@@ -1007,6 +1011,25 @@ static void test_stream(void **state)
 	assert_int_equal(f.aborted_while_closing, 0);
 	assert_int_equal(f.r[2].status, 200);
 	assert_int_equal(f.stats.pending, 0);
+}
+
+static void script_stream_cut(fx *f)
+{
+	do_req(f, NULL, "/stream-cut", NULL, &f->r[0]);
+	do_req(f, NULL, "/echo", NULL, &f->r[1]);
+}
+
+static void test_stream_cut(void **state)
+{
+	fx f;
+
+	(void)state;
+	assert_int_equal(fx_start(&f, NULL), 0);
+	fx_run(&f, script_stream_cut);
+	/* closed without the chunked end: the client sees a broken body */
+	assert_true(f.r[0].rc != CURLE_OK);
+	assert_int_equal(atomic_load(&f.aborted), 0);
+	assert_int_equal(f.r[1].status, 200);
 }
 
 static void script_stream_close(fx *f)
@@ -1965,6 +1988,7 @@ int main(void)
 		cmocka_unit_test(test_close_with_pending),
 		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_close_ends_streams),
+		cmocka_unit_test(test_stream_cut),
 		cmocka_unit_test(test_close_from_handler),
 		cmocka_unit_test(test_keepalive_many),
 		cmocka_unit_test(test_idle_timeout_spares_long_poll),
