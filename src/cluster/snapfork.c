@@ -53,7 +53,12 @@ static void child_main(const fsm *f, int wfd)
 {
 	int fd = 3;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	signal(SIGPIPE, SIG_DFL);
+	/* the parent's handlers (libuv's) would write to its signal pipe:
+	 * a SIGTERM meant for the group simply ends the child */
+	static const int sigs[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD,
+				   SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		signal(sigs[i], SIG_DFL);
 	/* keep stdio and the pipe (as fd 3), drop the parent's sockets */
 	if (wfd != fd && dup2(wfd, fd) < 0)
 		_exit(2);
