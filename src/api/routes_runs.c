@@ -171,27 +171,45 @@ static void claim_answer(void *ud, run *const *runs, size_t n)
 	hora_free(cc);
 }
 
+/* What claim and stream bodies share: the queue name, a body object of
+ * `allowed` fields, the worker and lease_ms.  false after answering 400
+ * (*obj is then released). */
+static bool worker_request(api_call *c, const char *queue,
+			   const char *const *allowed, json_t **obj,
+			   const char **worker, json_int_t *lease_ms)
+{
+	hora_error err;
+	*lease_ms = DISPATCH_LEASE_MS_DEFAULT;
+	*obj = NULL;
+	if (job_queue_check(queue, "queue", &err) != 0) {
+		api_reply_hora_error(c, &err);
+		return false;
+	}
+	if ((*obj = api_body_object(c)) == NULL)
+		return false;
+	if (!known_fields(c, *obj, "", allowed) ||
+	    (*worker = worker_field(c, *obj)) == NULL ||
+	    !int_field(c, *obj, "lease_ms", LEASE_MS_MIN, LEASE_MS_MAX,
+		       lease_ms)) {
+		json_decref(*obj);
+		*obj = NULL;
+		return false;
+	}
+	return true;
+}
+
 static void claim(api_call *c, const char *queue)
 {
 	static const char *const allowed[] = {"worker", "max", "wait_ms",
 					      "lease_ms", NULL};
-	hora_error err;
-	json_int_t max = 1, wait_ms = 0, lease_ms = DISPATCH_LEASE_MS_DEFAULT;
-
-	if (job_queue_check(queue, "queue", &err) != 0) {
-		api_reply_hora_error(c, &err);
-		return;
-	}
-	json_t *obj = api_body_object(c);
-	if (obj == NULL)
-		return;
+	json_int_t max = 1, wait_ms = 0, lease_ms;
 	const char *worker;
-	if (!known_fields(c, obj, "", allowed) ||
-	    (worker = worker_field(c, obj)) == NULL ||
-	    !int_field(c, obj, "max", 1, DISPATCH_CLAIM_MAX, &max) ||
-	    !int_field(c, obj, "wait_ms", 0, DISPATCH_WAIT_MS_MAX, &wait_ms) ||
-	    !int_field(c, obj, "lease_ms", LEASE_MS_MIN, LEASE_MS_MAX,
-		       &lease_ms)) {
+	json_t *obj;
+
+	if (!worker_request(c, queue, allowed, &obj, &worker, &lease_ms))
+		return;
+	if (!int_field(c, obj, "max", 1, DISPATCH_CLAIM_MAX, &max) ||
+	    !int_field(c, obj, "wait_ms", 0, DISPATCH_WAIT_MS_MAX, &wait_ms)) {
 		json_decref(obj);
 		return;
 	}
@@ -318,24 +336,14 @@ static void stream(api_call *c, const char *queue)
 {
 	static const char *const allowed[] = {"worker", "max_inflight",
 					      "lease_ms", NULL};
-	hora_error err;
-	json_int_t max = STREAM_INFLIGHT_DEFAULT;
-	json_int_t lease_ms = DISPATCH_LEASE_MS_DEFAULT;
+	json_int_t max = STREAM_INFLIGHT_DEFAULT, lease_ms;
 	dispatch *d = c->a->dispatch;
-
-	if (job_queue_check(queue, "queue", &err) != 0) {
-		api_reply_hora_error(c, &err);
-		return;
-	}
-	json_t *obj = api_body_object(c);
-	if (obj == NULL)
-		return;
 	const char *worker;
-	if (!known_fields(c, obj, "", allowed) ||
-	    (worker = worker_field(c, obj)) == NULL ||
-	    !int_field(c, obj, "max_inflight", 1, DISPATCH_CLAIM_MAX, &max) ||
-	    !int_field(c, obj, "lease_ms", LEASE_MS_MIN, LEASE_MS_MAX,
-		       &lease_ms)) {
+	json_t *obj;
+
+	if (!worker_request(c, queue, allowed, &obj, &worker, &lease_ms))
+		return;
+	if (!int_field(c, obj, "max_inflight", 1, DISPATCH_CLAIM_MAX, &max)) {
 		json_decref(obj);
 		return;
 	}
