@@ -1,5 +1,6 @@
 #include "api/run_json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,11 +23,39 @@ static json_t *id_json(uint64_t id)
 	return json_string(buf);
 }
 
+/* The jobs' extra objects, parsed once per job version: every run handed
+ * out, streamed or listed shows its job's payload, command and http, and
+ * parsing them again each time (a payload may be 64 KiB) cost more than
+ * the rest of the run's JSON.  Direct-mapped by the job's address; an
+ * entry is valid for the same job object at the same version (a job
+ * object is never reused at a version it had: a newer PUT has a newer
+ * index).  The values are shared and never modified.  Loop thread only,
+ * like everything in src/api. */
+#define EXTRA_CACHE_SLOTS 256
+
+static struct extra_slot {
+	const job *j;
+	uint64_t version;
+	size_t len;
+	json_t *v;
+} extra_cache[EXTRA_CACHE_SLOTS];
+
 json_t *job_extra_json(const job *j)
 {
 	if (j == NULL || j->extra_len == 0)
 		return NULL;
-	return json_loadb(job_extra(j), j->extra_len, 0, NULL);
+	struct extra_slot *e =
+		&extra_cache[((uintptr_t)j / sizeof(void *)) % EXTRA_CACHE_SLOTS];
+	if (e->v != NULL && e->j == j && e->version == j->version &&
+	    e->len == j->extra_len)
+		return json_incref(e->v);
+	json_t *v = json_loadb(job_extra(j), j->extra_len, 0, NULL);
+	if (v != NULL) {
+		json_decref(e->v);
+		*e = (struct extra_slot){j, j->version, j->extra_len,
+					 json_incref(v)};
+	}
+	return v;
 }
 
 json_t *run_to_json(const run *r, const job *j, hora_time now)

@@ -16,7 +16,9 @@ json_t *run_to_json(const run *r, const job *j, hora_time now);
 /* {id, status, scheduled_at, finished_at, attempt} for a job's last_run. */
 json_t *run_summary_json(const run *r, hora_time now);
 
-/* The job's "extra" object ({"command","http","payload"}), or NULL. */
+/* The job's "extra" object ({"command","http","payload"}), or NULL: a new
+ * reference to a value shared by the job's runs (cached per job version;
+ * do not modify it). */
 json_t *job_extra_json(const job *j);
 
 #endif
