@@ -991,6 +991,17 @@ static void raft_closed(struct raft *r)
 	/* raft_close closed the io and its transport; release them */
 	raft_uv_close(&n->io);
 	transport_free(n->transport);
+	/* C-Raft calls nothing back any more: a proposal it dropped without
+	 * its callback (seen when a leader closes right after handing
+	 * leadership over) is released here.  Its owner is not told: the
+	 * API and the dispatcher are closed before the node. */
+	while (n->head != NULL) {
+		proposal *p = n->head;
+		unlink_proposal(n, p);
+		log_debug("closing with proposal %llu unanswered",
+			  (unsigned long long)p->req.index);
+		hora_free(p);
+	}
 	close_step(n);
 }
 
