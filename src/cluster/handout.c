@@ -182,6 +182,24 @@ void dispatch__on_clock(uv_poll_t *p, int status, int events)
 
 /* ---- claims ----------------------------------------------------------- */
 
+/* A claim or stream waiting on q, not yet in its line; NULL on ENOMEM. */
+static dispatch_waiter *waiter_new(dispatch *d, dqueue *q, const char *worker,
+				   unsigned max, int64_t lease_ms,
+				   dispatch_claim_cb cb, void *ud)
+{
+	dispatch_waiter *c = hora_calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	c->d = d;
+	c->q = q;
+	snprintf(c->worker, sizeof c->worker, "%s", worker);
+	c->max = max;
+	c->lease_ms = lease_ms;
+	c->cb = cb;
+	c->ud = ud;
+	return c;
+}
+
 /* Into q's line, at its tail. */
 static void claim_link(dispatch_waiter *c)
 {
@@ -326,16 +344,9 @@ int dispatch_claim(dispatch *d, const char *queue, const char *worker,
 		cb(ud, got, n);
 		return 0;
 	}
-	dispatch_waiter *c = hora_calloc(1, sizeof *c);
+	dispatch_waiter *c = waiter_new(d, q, worker, max, lease_ms, cb, ud);
 	if (c == NULL)
 		return -HORA_ENOMEM;
-	c->d = d;
-	c->q = q;
-	snprintf(c->worker, sizeof c->worker, "%s", worker);
-	c->max = max;
-	c->lease_ms = lease_ms;
-	c->cb = cb;
-	c->ud = ud;
 	uv_timer_init(d->loop, &c->timer);
 	c->timer.data = c;
 	c->timer_live = true;
@@ -369,17 +380,12 @@ int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
 		max_inflight = DISPATCH_CLAIM_MAX;
 	const char *interned = store_intern(fsm_store(d->f), queue);
 	dqueue *q = interned ? dispatch__queue(d, interned, true) : NULL;
-	dispatch_waiter *c = q ? hora_calloc(1, sizeof *c) : NULL;
+	dispatch_waiter *c =
+		q ? waiter_new(d, q, worker, max_inflight, lease_ms, cb, ud)
+		  : NULL;
 	if (c == NULL)
 		return -HORA_ENOMEM;
-	c->d = d;
-	c->q = q;
-	snprintf(c->worker, sizeof c->worker, "%s", worker);
-	c->max = max_inflight;
-	c->lease_ms = lease_ms;
-	c->cb = cb;
 	c->end = end;
-	c->ud = ud;
 	c->stream = true;
 	c->id = ++d->stream_seq;
 	c->s_next = d->streams;
