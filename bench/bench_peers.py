@@ -930,6 +930,9 @@ def server_view(m0, m1):
         "dispatch_lateness_count": int(late[-1][1]) if late else None,
         "dispatch_lateness_p50_s": q50,
         "dispatch_lateness_p99_s": q,
+        "dispatch_lateness_p999_s": hist_quantile(late, 0.999),
+        "handed_out": m1.get("hora_dispatch_handed_out_total", 0) - m0.get("hora_dispatch_handed_out_total", 0),
+        "handed_ahead": m1.get("hora_dispatch_handed_ahead_total", 0) - m0.get("hora_dispatch_handed_ahead_total", 0),
     }
 
 
@@ -1161,8 +1164,12 @@ def print_table(rows, args):
         p99 = s["dispatch_lateness_p99_s"]
         p50 = s["dispatch_lateness_p50_s"]
         print(f"  hora_dispatch_lateness_seconds p50 ~{f3(None if p50 is None else p50 * 1e3)} ms, "
-              f"p99 ~{f3(None if p99 is None else p99 * 1e3)} ms "
+              f"p99 ~{f3(None if p99 is None else p99 * 1e3)} ms, "
+              f"p99.9 ~{f3(None if s['dispatch_lateness_p999_s'] is None else s['dispatch_lateness_p999_s'] * 1e3)} ms "
               f"(from buckets, {s['dispatch_lateness_count']} runs)")
+        if s["handed_out"]:
+            print(f"  handed out ahead (written by the courier thread at the instant): "
+                  f"{int(s['handed_ahead'])} of {int(s['handed_out'])}")
         lead = fd["min_lead_s"]
         print(f"  feeder: {fd['batches']} batches of {fd['runs_per_batch']}, min lead "
               f"{'-' if lead is None else f'{lead:.3f}'} s, {fd['late_runs']} runs created after due")

@@ -73,6 +73,8 @@
 #include <unistd.h>
 
 #include "api/http_int.h"
+
+#include "api/courier.h"
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/buf.h"
@@ -279,6 +281,9 @@ static void abort_parked(http_request *r, struct MHD_Response *resp,
 
 /* --- streamed answers ---------------------------------------------------- */
 
+/* A clean end waits this long for the client to take what was written. */
+#define STREAM_FINISH_GRACE_MS 5000
+
 static void stream_link(http_server *s, http_request *r)
 {
 	r->s_prev = NULL;
@@ -304,19 +309,84 @@ static void stream_unlink(http_server *s, http_request *r)
  * stopping it at every pause cost two epoll_ctl calls per run written.) */
 static void stream_wake(http_request *r)
 {
-	if (!r->s_wait)
-		return;
+	if (!r->s_wait || r->s_direct)
+		return; /* direct: the courier owns the socket until it is done */
 	r->s_wait = false;
 	MHD_resume_connection(r->mc);
 	server_kick(r->s);
 }
 
-/* Client gone (or cut by us): tell the owner, let MHD close it. */
+/* The courier lets go of the socket now (nothing it held goes out). */
+static void direct_stop(http_request *r)
+{
+	if (r->cline == NULL)
+		return;
+	courier_line_abort(r->cline);
+	r->cline = NULL;
+	r->s_direct = r->s_finishing = false;
+}
+
+/* Client gone (or cut by us): tell the owner (who may still take back
+ * timed writes), let MHD close it. */
 static void stream_cut(http_request *r)
 {
 	r->s_abort = true;
-	stream_wake(r);
 	run_abort_cb(r);
+	direct_stop(r);
+	stream_wake(r);
+}
+
+static void direct_written(void *ud, uint64_t tag, hora_time at)
+{
+	http_request *r = ud;
+	if (r->s_written != NULL)
+		r->s_written(r->s_written_ud, tag, at);
+}
+
+/* The courier sent all it had after http_stream_end(): MHD ends the
+ * stream (or closes the connection, if the client did not take it). */
+static void direct_done(void *ud, bool ok)
+{
+	http_request *r = ud;
+	r->cline = NULL; /* freed by the courier after this returns */
+	r->s_direct = r->s_finishing = false;
+	if (!ok)
+		r->s_abort = true;
+	stream_wake(r);
+}
+
+/* Hand the socket's writes to the courier: MHD has sent everything (the
+ * reader is only called with its write buffer empty) and the connection
+ * is being suspended.  Plain HTTP/1.1 only: TLS records and HTTP/1.0's
+ * unframed bodies are MHD's to write. */
+static void direct_start(http_request *r)
+{
+	http_server *s = r->s;
+	if (s->tls || !r->http11 || r->fd < 0 || s->closing)
+		return;
+	if (s->courier == NULL && courier_new(s->loop, &s->courier) != 0) {
+		s->courier = NULL;
+		return;
+	}
+	r->cline = courier_line_open(s->courier, r->fd, direct_written,
+				     direct_done, r);
+	r->s_direct = r->cline != NULL;
+}
+
+/* One chunk of the chunked encoding, as MHD frames them. */
+static int direct_send(http_request *r, hora_time at, const char *data,
+		       size_t len, uint64_t tag)
+{
+	hora_buf b = HORA_BUF_INIT;
+	buf_printf(&b, "%zx\r\n", len);
+	buf_add(&b, data, len);
+	buf_add(&b, "\r\n", 2);
+	int rv = b.oom ? -HORA_ENOMEM
+		       : courier_send_at(r->cline, at, b.p, b.len, tag);
+	buf_free(&b);
+	if (rv == 0)
+		r->s->st.bytes_out += len;
+	return rv;
 }
 
 /* MHD asks for the next bytes of a streamed answer. */
@@ -345,6 +415,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	 * return 0 only together with a suspend, else MHD spins) */
 	r->s_wait = true;
 	MHD_suspend_connection(r->mc);
+	if (!r->s_direct)
+		direct_start(r);
 	return 0;
 }
 
@@ -472,6 +544,10 @@ static void request_reset(http_request *r)
 	r->abort_cb = NULL;
 	r->abort_ud = NULL;
 	r->streaming = r->s_wait = r->s_end = r->s_abort = false;
+	HORA_ASSERT(r->cline == NULL);
+	r->s_direct = r->s_finishing = false;
+	r->s_written = NULL;
+	r->s_written_ud = NULL;
 	buf_free(&r->sbuf);
 	r->soff = 0;
 	if (r->body.cap > BODY_KEEP)
@@ -673,6 +749,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc,
 		stream_unlink(s, r);
 		watch_stop(r);
 		run_abort_cb(r);
+		direct_stop(r);
 	}
 	HORA_ASSERT(r->state != REQ_HANDLER);
 	request_reset(r);
@@ -758,6 +835,7 @@ static enum MHD_Result access_first(http_server *s, http_request *r,
 	int64_t cl;
 
 	r->method = method;
+	r->http11 = version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
 	r->fresh = false;
 	http__dl_clear(s, r);
 	ci = MHD_get_connection_info(r->mc,
@@ -1269,6 +1347,10 @@ static void on_close_timer(uv_timer_t *t)
 	uv_close((uv_handle_t *)&s->timer, http__handle_closed);
 	uv_close((uv_handle_t *)&s->close_timer, http__handle_closed);
 	http__conn_close_handles(s);
+	for (http_request *r = s->streams; r != NULL; r = r->s_next)
+		direct_stop(r); /* before MHD closes their sockets */
+	courier_free(s->courier);
+	s->courier = NULL;
 	/* Closes every connection: on_completed, then on_connection, which
 	 * closes the requests' poll handles (counted in s->handles) and
 	 * takes them off the deadline queues and the address table. */
@@ -1293,8 +1375,12 @@ void http_server_close(http_server *s, void (*done)(void *ud), void *ud)
 	 * (abort callback) and must not write any more */
 	for (r = s->streams; r != NULL; r = r->s_next) {
 		r->s_end = true;
-		stream_wake(r);
 		run_abort_cb(r);
+		if (r->s_direct && !r->s_finishing) {
+			r->s_finishing = true;
+			courier_line_finish(r->cline, s->close_grace_ms);
+		}
+		stream_wake(r);
 	}
 	uv_timer_start(&s->close_timer, on_close_timer,
 		       s->inflight == 0 ? 0 : s->close_grace_ms, 0);
@@ -1534,6 +1620,12 @@ int http_stream_write(http_request *req, const char *data, size_t len)
 		return -HORA_EINVAL;
 	if (len == 0)
 		return 0;
+	if (req->s_direct) {
+		int rv = direct_send(req, 0, data, len, 0);
+		if (rv == -HORA_ENOMEM)
+			http_stream_cut(req);
+		return rv;
+	}
 	buf_add(&req->sbuf, data, len);
 	if (req->sbuf.oom) {
 		/* bytes lost: the stream cannot go on; MHD cuts it and the
@@ -1548,7 +1640,43 @@ int http_stream_write(http_request *req, const char *data, size_t len)
 
 size_t http_stream_backlog(const http_request *req)
 {
+	if (req->cline != NULL)
+		return courier_line_backlog(req->cline);
 	return req->streaming ? req->sbuf.len - req->soff : 0;
+}
+
+bool http_stream_can_write_at(const http_request *req)
+{
+	return stream_live(req) && req->s_direct && !req->s_finishing;
+}
+
+void http_stream_on_written(http_request *req, http_written_cb cb, void *ud)
+{
+	req->s_written = cb;
+	req->s_written_ud = ud;
+}
+
+int http_stream_write_at(http_request *req, int64_t at, const char *data,
+			 size_t len, uint64_t tag)
+{
+	if (!http_stream_can_write_at(req) || tag == 0 || len == 0)
+		return -HORA_EINVAL;
+	return direct_send(req, at, data, len, tag);
+}
+
+enum http_revoked http_stream_revoke(http_request *req, uint64_t tag,
+				     int64_t *at)
+{
+	if (req->cline == NULL)
+		return HTTP_UNKNOWN;
+	switch (courier_revoke(req->cline, tag, at)) {
+	case COURIER_REVOKED:
+		return HTTP_REVOKED;
+	case COURIER_WRITTEN:
+		return HTTP_WRITTEN;
+	default:
+		return HTTP_UNKNOWN;
+	}
 }
 
 void http_stream_cut(http_request *req)
@@ -1567,6 +1695,13 @@ void http_stream_end(http_request *req)
 	req->s_end = true;
 	req->abort_cb = NULL;
 	req->abort_ud = NULL;
+	req->s_written = NULL;
+	if (req->s_direct && !req->s_finishing) {
+		/* MHD ends it (direct_done) once the courier has sent all */
+		req->s_finishing = true;
+		courier_line_finish(req->cline, STREAM_FINISH_GRACE_MS);
+		return;
+	}
 	stream_wake(req);
 }
 

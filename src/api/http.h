@@ -280,7 +280,30 @@ int http_respond_stream(http_request *req, int status,
  * is cut and the abort callback follows (later, not from this call). */
 int http_stream_write(http_request *req, const char *data, size_t len);
 
-/* Bytes written with http_stream_write() that MHD has not taken yet (a
+/*
+ * Timed writes.  On a plain HTTP/1.1 stream, once its headers are out,
+ * the stream's writes go through a thread of the server's own (the
+ * courier, api/courier.h), and a write may be prepared ahead: its bytes
+ * go out at `at` (wall clock, usec) even if the loop is busy then.
+ * `tag` (> 0) names it: `written` is called on the loop when its bytes
+ * went out, unless http_stream_revoke() took it back first.
+ */
+typedef void (*http_written_cb)(void *ud, uint64_t tag, int64_t at);
+/* Whether http_stream_write_at() can be used now. */
+bool http_stream_can_write_at(const http_request *req);
+void http_stream_on_written(http_request *req, http_written_cb cb, void *ud);
+/* 0, -HORA_EINVAL (not a live direct stream: write at the instant
+ * instead), -HORA_ENOMEM. */
+int http_stream_write_at(http_request *req, int64_t at, const char *data,
+			 size_t len, uint64_t tag);
+/* Take back a timed write: HTTP_REVOKED (never written),
+ * HTTP_WRITTEN (*at: when; no callback follows) or HTTP_UNKNOWN (its
+ * callback already ran, or no such tag). */
+enum http_revoked { HTTP_REVOKED, HTTP_WRITTEN, HTTP_UNKNOWN };
+enum http_revoked http_stream_revoke(http_request *req, uint64_t tag,
+				     int64_t *at);
+
+/* Bytes written with http_stream_write() that have not gone out yet (a
  * client that does not read makes this grow). */
 size_t http_stream_backlog(const http_request *req);
 

@@ -123,6 +123,16 @@ struct http_request {
 	bool s_abort; /* client gone or server closing: cut the stream */
 	hora_buf sbuf;
 	size_t soff;
+	/* Direct mode (plain HTTP/1.1 only): once MHD has sent everything
+	 * and suspended the connection, the courier thread writes the
+	 * stream's chunks itself, timed ones included (http_stream_write_at);
+	 * MHD gets the connection back to end or cut it. */
+	bool http11;
+	bool s_direct;    /* cline owns the socket's writes */
+	bool s_finishing; /* cline flushing before MHD ends the stream */
+	struct courier_line *cline;
+	http_written_cb s_written;
+	void *s_written_ud;
 	http_request *s_prev, *s_next; /* server's stream list */
 	http_request *prev, *next; /* server's parked list */
 	http_request *dl_prev, *dl_next; /* deadline queue `dl` */
@@ -164,6 +174,7 @@ struct http_server {
 	struct MHD_Response *r400, *r413, *r500, *r503; /* shared */
 	http_request *parked;
 	http_request *streams; /* streamed answers not finished */
+	struct courier *courier; /* made with the first direct stream */
 	void (*done)(void *);
 	void *done_ud;
 	char last_log[256]; /* for start-up failures */

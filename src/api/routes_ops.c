@@ -170,6 +170,11 @@ void api_metrics(api_call *c)
 			"workers by this leader.\n"
 			"# TYPE hora_dispatch_handed_out_total counter\n"
 			"hora_dispatch_handed_out_total %llu\n"
+			"# HELP hora_dispatch_handed_ahead_total Of those, runs "
+			"prepared before their instant and written by the "
+			"courier thread at it (push streams).\n"
+			"# TYPE hora_dispatch_handed_ahead_total counter\n"
+			"hora_dispatch_handed_ahead_total %llu\n"
 			"# HELP hora_dispatch_misfires_total Jobs found with "
 			"missed instants.\n"
 			"# TYPE hora_dispatch_misfires_total counter\n"
@@ -190,6 +195,7 @@ void api_metrics(api_call *c)
 			"# TYPE hora_streams_open gauge\n"
 			"hora_streams_open %u\n",
 			   (unsigned long long)ds->handed_out,
+			   (unsigned long long)ds->handed_ahead,
 			   (unsigned long long)ds->misfires,
 			   (unsigned long long)ds->timed_out,
 			   (unsigned long long)ds->collected, ds->claims_waiting,

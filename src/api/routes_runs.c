@@ -282,21 +282,47 @@ static void stream_end(void *ud)
 	stream_ctx_free(sc);
 }
 
+/* r's line as the stream sends it, handed out at `at`; NULL on ENOMEM.
+ * *len counts the newline that ends it (no NUL after it). */
+static char *stream_line(stream_ctx *sc, const run *r, hora_time at,
+			 size_t *len)
+{
+	json_t *o = handed_out_json(&sc->call, r, sc->worker, sc->lease_ms, at);
+	char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (line != NULL) {
+		*len = strlen(line) + 1;
+		line[*len - 1] = '\n'; /* replaces the NUL */
+	}
+	return line;
+}
+
+/* A client that does not read: cut it; what it did not get goes out
+ * again when those leases expire.  true if cut (sc is going). */
+static bool stream_cut_if_stuck(stream_ctx *sc)
+{
+	if (http_stream_backlog(sc->call.req) <= STREAM_BACKLOG_MAX)
+		return false;
+	log_warn("stream to %s: %zu bytes unread; cutting it", sc->worker,
+		 http_stream_backlog(sc->call.req));
+	dispatch_stream_close(sc->ds);
+	sc->ds = NULL;
+	http_stream_cut(sc->call.req);
+	stream_ctx_free(sc);
+	return true;
+}
+
 /* One line per run, written the instant it is handed out. */
 static void stream_push(void *ud, run *const *runs, size_t n)
 {
 	stream_ctx *sc = ud;
 	hora_time now = hora_wallclock_usec();
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = handed_out_json(&sc->call, runs[i], sc->worker,
-					    sc->lease_ms, now);
-		char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
+		size_t len;
+		char *line = stream_line(sc, runs[i], now, &len);
 		int rv = -HORA_ENOMEM;
 		if (line != NULL) {
-			size_t len = strlen(line);
-			line[len] = '\n'; /* replaces the NUL; length known */
-			rv = http_stream_write(sc->call.req, line, len + 1);
+			rv = http_stream_write(sc->call.req, line, len);
 			free(line);
 		}
 		if (rv != 0) {
@@ -309,17 +335,60 @@ static void stream_push(void *ud, run *const *runs, size_t n)
 		}
 	}
 	sc->last_write = uv_now(sc->call.a->loop);
-	if (http_stream_backlog(sc->call.req) > STREAM_BACKLOG_MAX) {
-		/* a client that does not read: cut it; what it did not get
-		 * goes out again when those leases expire */
-		log_warn("stream to %s: %zu bytes unread; cutting it",
-			 sc->worker, http_stream_backlog(sc->call.req));
-		dispatch_stream_close(sc->ds);
-		sc->ds = NULL;
-		http_stream_cut(sc->call.req);
-		stream_ctx_free(sc);
+	stream_cut_if_stuck(sc);
+}
+
+/* Hand-out ahead (dispatch.h): the line is written by the HTTP server's
+ * courier thread at the run's due instant, whatever the loop does then. */
+static bool stream_can_ahead(void *ud)
+{
+	stream_ctx *sc = ud;
+	return http_stream_can_write_at(sc->call.req);
+}
+
+static int stream_ahead(void *ud, run *r)
+{
+	stream_ctx *sc = ud;
+	size_t len;
+	char *line = stream_line(sc, r, r->due_at, &len);
+	if (line == NULL)
+		return -HORA_ENOMEM;
+	int rv = http_stream_write_at(sc->call.req, r->due_at, line, len,
+				      r->id);
+	free(line);
+	return rv;
+}
+
+static int stream_revoke(void *ud, uint64_t id, hora_time *at)
+{
+	stream_ctx *sc = ud;
+	switch (http_stream_revoke(sc->call.req, id, at)) {
+	case HTTP_REVOKED:
+		return DISPATCH_REVOKED;
+	case HTTP_WRITTEN:
+		return DISPATCH_WRITTEN;
+	default:
+		return DISPATCH_UNKNOWN;
 	}
 }
+
+static void stream_written(void *ud, uint64_t id, int64_t at)
+{
+	stream_ctx *sc = ud;
+	if (sc->ds == NULL)
+		return;
+	dispatch_stream_written(sc->ds, id, at);
+	sc->last_write = uv_now(sc->call.a->loop);
+	stream_cut_if_stuck(sc);
+}
+
+static const dispatch_stream_ops stream_ops = {
+	.push = stream_push,
+	.can_ahead = stream_can_ahead,
+	.ahead = stream_ahead,
+	.revoke = stream_revoke,
+	.end = stream_end,
+};
 
 /* An empty line while idle, so proxies and clients see a live stream. */
 static void stream_keepalive(uv_timer_t *t)
@@ -374,10 +443,10 @@ static void stream(api_call *c, const char *queue)
 	uv_timer_start(&sc->keepalive, stream_keepalive, STREAM_KEEPALIVE_MS,
 		       STREAM_KEEPALIVE_MS);
 	http_request_on_abort(c->req, stream_abort, sc);
+	http_stream_on_written(c->req, stream_written, sc);
 	/* may push runs already ready before it returns */
 	int rv = dispatch_stream_open(d, queue, sc->worker, (unsigned)max,
-				      lease_ms, stream_push, stream_end, sc,
-				      &sc->ds);
+				      lease_ms, &stream_ops, sc, &sc->ds);
 	if (rv != 0) {
 		/* leadership went in between, or out of memory: a clean end,
 		 * the worker connects again */

@@ -43,6 +43,8 @@ static void unqueue(dispatch *d, run_lead *l)
 {
 	if (l->where == WHERE_DUE) {
 		heap_remove(&d->due, l->sched_idx);
+	} else if (l->where == WHERE_SOON) {
+		heap_remove(&d->soon, l->sched_idx);
 	} else if (l->where == WHERE_READY) {
 		dqueue *q = dispatch__queue(d, l->run->queue, false);
 		HORA_ASSERT(q != NULL);
@@ -88,6 +90,8 @@ static void lead_drop(dispatch *d, run *r)
 {
 	if (r->lead == NULL)
 		return;
+	if (r->lead->ahead)
+		dispatch__ahead_take_back(d, r->lead, false);
 	if (d->leader)
 		stream_settle(d, r->lead);
 	unqueue(d, r->lead);
@@ -106,6 +110,8 @@ void dispatch__place(dispatch *d, run *r)
 			  (unsigned long long)r->id);
 		return;
 	}
+	if (l->ahead)
+		dispatch__ahead_take_back(d, l, true); /* then as any */
 	unqueue(d, l);
 	l->overlap_pending = false;
 	/* the log moved it: a hand-out from memory is settled; unless it
@@ -220,6 +226,13 @@ static void on_gc_timer(uv_timer_t *t)
 		node_propose(d->node, buf, len, gc_done, d);
 }
 
+void dispatch_set_ahead(dispatch *d, unsigned ms)
+{
+	d->ahead = (hora_time)ms * HORA_USEC_PER_MS;
+	d->armed_at = HORA_TIME_NONE;
+	dispatch__arm_clock(d);
+}
+
 void dispatch_set_once_retention(dispatch *d, int64_t usec)
 {
 	d->once_retention = usec;
@@ -271,6 +284,8 @@ static void forget_all(dispatch *d)
 	dispatch__forget_queues(d);
 	while (heap_len(&d->due))
 		heap_remove(&d->due, 0);
+	while (heap_len(&d->soon))
+		heap_remove(&d->soon, 0);
 	while (heap_len(&d->lease))
 		heap_remove(&d->lease, 0);
 	dispatch__forget_leases(d);
@@ -316,7 +331,9 @@ int dispatch_new(uv_loop_t *loop, node *n, dispatch **out)
 	d->node = n;
 	d->f = node_fsm(n);
 	d->armed_at = HORA_TIME_NONE;
+	d->ahead = DISPATCH_AHEAD_MS * HORA_USEC_PER_MS;
 	heap_init(&d->due, dispatch__set_sched_idx);
+	heap_init(&d->soon, dispatch__set_sched_idx);
 	heap_init(&d->lease, dispatch__set_lease_idx);
 	d->tfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (d->tfd < 0) {
@@ -365,6 +382,8 @@ void dispatch_close(dispatch *d)
 	d->leader = false;
 	forget_all(d);
 	heap_free(&d->due);
+	heap_free(&d->soon);
+	hora_free(d->ahead_buf);
 	heap_free(&d->lease);
 	fsm_observer none = {0};
 	fsm_set_observer(d->f, &none);

@@ -61,6 +61,7 @@ typedef void (*dispatch_final_cb)(void *ud, run *r);
 typedef struct dispatch_stats {
 	hora_hist lateness; /* due instant to hand-out */
 	uint64_t handed_out;
+	uint64_t handed_ahead; /* of which written by a stream's courier */
 	uint64_t expired;
 	uint64_t timed_out;
 	uint64_t misfires;
@@ -94,21 +95,48 @@ void dispatch_claim_cancel(dispatch_waiter *c);
  * and waiting claims of a queue take turns, first come first served, so
  * no run goes to two of them.
  *
- * cb(ud, runs, n) hands runs out (pointers valid during the call; it may
- * run before dispatch_stream_open returns, and may close the stream).
- * end(ud) runs once when this node stops leading (or the dispatcher
- * closes); the stream is freed right after it returns.
+ * ops->push(ud, runs, n) hands runs out (pointers valid during the
+ * call; it may run before dispatch_stream_open returns, and may close the
+ * stream).  ops->end(ud) runs once when this node stops leading (or the
+ * dispatcher closes); the stream is freed right after it returns.
+ *
+ * Hand-out ahead: when ops->can_ahead(ud) says the stream's connection
+ * can write at a given instant (a thread of its own does it, so a busy
+ * loop at the due instant does not delay it), a run due within
+ * DISPATCH_AHEAD_MS is handed to the stream before its instant:
+ * ops->ahead(ud, r) prepares its line to be written at r->due_at (0, or
+ * an error and the run waits for its instant).  The stream reports the
+ * write with dispatch_stream_written(); only then is the lease recorded.
+ * Until then the dispatcher may take the run back with ops->revoke(ud,
+ * id, &at): DISPATCH_REVOKED (never written; the run is handed out again),
+ * DISPATCH_WRITTEN (written at `at`, no report will follow) or
+ * DISPATCH_UNKNOWN (counted as written).  can_ahead, ahead and revoke may
+ * be NULL.
  * -HORA_ENOTLEADER, -HORA_ENOMEM.
  */
+#define DISPATCH_AHEAD_MS 20 /* default of dispatch_set_ahead() */
+enum { DISPATCH_REVOKED, DISPATCH_WRITTEN, DISPATCH_UNKNOWN };
 typedef struct dispatch_stream dispatch_stream;
 typedef void (*dispatch_stream_end_cb)(void *ud);
+typedef struct dispatch_stream_ops {
+	dispatch_claim_cb push;
+	bool (*can_ahead)(void *ud);
+	int (*ahead)(void *ud, run *r);
+	int (*revoke)(void *ud, uint64_t id, hora_time *at);
+	dispatch_stream_end_cb end;
+} dispatch_stream_ops;
 int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
 			 unsigned max_inflight, int64_t lease_ms,
-			 dispatch_claim_cb cb, dispatch_stream_end_cb end,
-			 void *ud, dispatch_stream **out);
-/* The client went away: hand it nothing more.  Its runs keep their
+			 const dispatch_stream_ops *ops, void *ud,
+			 dispatch_stream **out);
+/* How long before their instant runs go to streams (0: at the instant). */
+void dispatch_set_ahead(dispatch *d, unsigned ms);
+/* The client went away: hand it nothing more.  Runs it was handed ahead
+ * and that were not written are taken back; the others keep their
  * leases.  Not from inside end(). */
 void dispatch_stream_close(dispatch_stream *s);
+/* Run `id`, handed ahead to s, was written at `at`: its lease starts. */
+void dispatch_stream_written(dispatch_stream *s, uint64_t id, hora_time at);
 
 /* Whether this dispatcher hands out runs (this node leads). */
 bool dispatch_leading(const dispatch *d);

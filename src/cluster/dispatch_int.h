@@ -16,7 +16,7 @@
 #include "fsm/fsm.h"
 #include "sched/heap.h"
 
-enum { WHERE_NONE = 0, WHERE_DUE = 1, WHERE_READY = 2 };
+enum { WHERE_NONE = 0, WHERE_DUE = 1, WHERE_READY = 2, WHERE_SOON = 3 };
 
 /*
  * The leader's bookkeeping of one active (scheduled or running) run,
@@ -44,6 +44,10 @@ typedef struct run_lead {
 	/* The stream it was handed to (dispatch_stream.id; 0: none) until
 	 * the log ends that attempt: the stream's credit comes back then. */
 	uint64_t stream_id;
+	/* Handed ahead to that stream (dispatch_stream_open): its line may
+	 * not be written yet, and no LEASE is queued until it is. */
+	bool ahead;
+	struct run_lead *a_prev, *a_next; /* the stream's ahead list */
 } run_lead;
 
 /* A waiting claim, or a stream (which never stops waiting while it has
@@ -57,6 +61,8 @@ struct dispatch_waiter {
 	int64_t lease_ms;
 	dispatch_claim_cb cb;
 	void *ud;
+	const dispatch_stream_ops *ops; /* streams */
+	run_lead *ahead; /* runs handed ahead, maybe not written yet */
 	uv_timer_t timer;
 	bool timer_live;
 	bool waiting; /* in q's line (wait_head..wait_tail) */
@@ -93,6 +99,11 @@ struct dispatch {
 	bool leader;
 	run_lead *leads; /* every run_lead made while leading */
 	heap due;   /* scheduled runs by due instant (items: run_lead) */
+	/* runs due within DISPATCH_AHEAD_MS that no stream could take
+	 * ahead: they wait for their instant here (WHERE_SOON) */
+	heap soon;
+	run_lead **ahead_buf; /* release_due's scratch */
+	size_t cap_ahead_buf;
 	heap lease; /* running runs by expiry_deadline (items: run_lead) */
 	dqueue *queues;
 	int tfd; /* the dispatch clock */
@@ -103,6 +114,7 @@ struct dispatch {
 	uv_timer_t flush_timer;
 	uv_timer_t gc_timer;
 	int64_t once_retention;
+	hora_time ahead; /* dispatch_set_ahead, usec */
 	int closing;   /* handles still to close */
 	bool planning; /* a FIRE entry is in flight */
 	lease_pending *leases;
@@ -130,6 +142,10 @@ void dispatch__forget_queues(dispatch *d);
 /* The attempt of a run handed to stream `id` ended: credit back (served
  * on the next loop turn, never from inside an apply). */
 void dispatch__stream_credit(dispatch *d, uint64_t id);
+/* r's lead was handed ahead: take it back from its stream.  true if it
+ * was never written (the hand-out is undone, credit back); false if it
+ * was (its LEASE is queued, if `lease`, as if handed out then). */
+bool dispatch__ahead_take_back(dispatch *d, run_lead *l, bool lease);
 void dispatch__on_serve_timer(uv_timer_t *t);
 /* Arm the dispatch clock at the earliest due run (disarm if none). */
 void dispatch__arm_clock(dispatch *d);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -50,23 +51,35 @@ dqueue *dispatch__queue(dispatch *d, const char *name, bool create)
 }
 
 static void serve_waiting(dispatch *d, dqueue *q);
+static void claim_link(dispatch_waiter *c);
+static void claim_unlink(dispatch_waiter *c);
 
 /* ---- the dispatch clock ----------------------------------------------- */
 
+/* How long before their instant runs may be handed to streams: only
+ * while a stream is open, else the clock would wake twice per run. */
+static hora_time ahead_usec(const dispatch *d)
+{
+	return d->streams ? d->ahead : 0;
+}
+
 void dispatch__arm_clock(dispatch *d)
 {
-	const heap_entry *e = heap_top(&d->due);
+	const heap_entry *e = heap_top(&d->due), *s = heap_top(&d->soon);
 	struct itimerspec its;
 	memset(&its, 0, sizeof its);
-	if (e == NULL) {
+	if (e == NULL && s == NULL) {
 		d->armed_at = HORA_TIME_NONE;
 		timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 		return;
 	}
-	if (d->armed_at == e->key)
+	hora_time at = e ? e->key - ahead_usec(d) : HORA_TIME_NONE;
+	if (s != NULL && (e == NULL || s->key < at))
+		at = s->key;
+	if (d->armed_at == at)
 		return;
-	d->armed_at = e->key;
-	hora_time t = e->key > 0 ? e->key : 1;
+	d->armed_at = at;
+	hora_time t = at > 0 ? at : 1;
 	its.it_value.tv_sec = (time_t)(t / HORA_USEC_PER_SEC);
 	its.it_value.tv_nsec = (long)(t % HORA_USEC_PER_SEC) * 1000;
 	/* a time in the past fires at once */
@@ -99,45 +112,221 @@ static bool needs_overlap_check(dispatch *d, const run *r)
 	return false;
 }
 
+static dispatch_waiter *stream_by_id(dispatch *d, uint64_t id)
+{
+	for (dispatch_waiter *c = d->streams; c; c = c->s_next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void ahead_link(dispatch_waiter *c, run_lead *l)
+{
+	l->ahead = true;
+	l->a_prev = NULL;
+	l->a_next = c->ahead;
+	if (c->ahead)
+		c->ahead->a_prev = l;
+	c->ahead = l;
+}
+
+static void ahead_unlink(dispatch_waiter *c, run_lead *l)
+{
+	if (l->a_prev)
+		l->a_prev->a_next = l->a_next;
+	else if (c && c->ahead == l)
+		c->ahead = l->a_next;
+	if (l->a_next)
+		l->a_next->a_prev = l->a_prev;
+	l->a_prev = l->a_next = NULL;
+	l->ahead = false;
+}
+
+/* l's line went out at `at`: the hand-out is real now, its lease too. */
+static void ahead_written(dispatch *d, run_lead *l, hora_time at)
+{
+	run *r = l->run;
+	l->started = at;
+	hist_record(&d->stats.lateness, at - r->due_at);
+	d->stats.handed_out++;
+	d->stats.handed_ahead++;
+	if (l->worker == NULL ||
+	    dispatch__queue_lease(d, r, l->worker, l->expires) != 0)
+		log_error("out of memory leasing run %llu; it will be "
+			  "delivered again", (unsigned long long)r->id);
+}
+
+bool dispatch__ahead_take_back(dispatch *d, run_lead *l, bool lease)
+{
+	dispatch_waiter *c = stream_by_id(d, l->stream_id);
+	hora_time at = hora_wallclock_usec();
+	int res = DISPATCH_UNKNOWN;
+	if (c != NULL && c->ops->revoke)
+		res = c->ops->revoke(c->ud, l->run->id, &at);
+	ahead_unlink(c, l);
+	if (res != DISPATCH_REVOKED) {
+		if (lease)
+			ahead_written(d, l, at);
+		return false;
+	}
+	l->handed_out = false;
+	hora_free(l->worker);
+	l->worker = NULL;
+	uint64_t id = l->stream_id;
+	l->stream_id = 0;
+	dispatch__stream_credit(d, id);
+	return true;
+}
+
+/* Hand r (due within the look-ahead, not yet due) to a stream of its
+ * queue that can write it at its instant; false if none can. */
+static bool hand_ahead(dispatch *d, run_lead *l)
+{
+	run *r = l->run;
+	dqueue *q = dispatch__queue(d, r->queue, false);
+	dispatch_waiter *c = q ? q->wait_head : NULL;
+	for (; c; c = c->next)
+		if (c->stream && c->inflight < c->max && c->ops->ahead &&
+		    c->ops->can_ahead && c->ops->can_ahead(c->ud))
+			break;
+	if (c == NULL)
+		return false;
+	char *worker = hora_strdup(c->worker);
+	if (worker == NULL)
+		return false;
+	l->handed_out = true;
+	hora_free(l->worker);
+	l->worker = worker;
+	l->started = r->due_at;
+	l->expires = r->due_at + c->lease_ms * HORA_USEC_PER_MS;
+	l->stream_id = c->id;
+	ahead_link(c, l);
+	c->inflight++;
+	/* to the back of the line, as serve_waiting does */
+	claim_unlink(c);
+	if (c->inflight < c->max)
+		claim_link(c);
+	if (c->ops->ahead(c->ud, r) == 0)
+		return true;
+	ahead_unlink(c, l);
+	l->handed_out = false;
+	hora_free(l->worker);
+	l->worker = NULL;
+	l->stream_id = 0;
+	c->inflight--;
+	if (!c->waiting)
+		claim_link(c);
+	return false;
+}
+
+/* Ahead of their instant, runs due together go by priority, as the
+ * ready heaps would order them once due. */
+static int ahead_order(const void *a, const void *b)
+{
+	const run *x = (*(run_lead *const *)a)->run;
+	const run *y = (*(run_lead *const *)b)->run;
+	if (x->due_at != y->due_at)
+		return x->due_at < y->due_at ? -1 : 1;
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Runs due by `until` (not yet due): to a stream ahead, else to the
+ * soon heap to wait for their instant. */
+static void release_ahead(dispatch *d, hora_time until)
+{
+	const heap_entry *e;
+	size_t n = 0;
+	while ((e = heap_top(&d->due)) != NULL && e->key <= until) {
+		run_lead *l = e->item;
+		if (n == d->cap_ahead_buf) {
+			size_t cap = n ? n * 2 : 64;
+			run_lead **v = hora_realloc(d->ahead_buf,
+						    cap * sizeof *v);
+			if (v == NULL)
+				break; /* the rest on the next pass */
+			d->ahead_buf = v;
+			d->cap_ahead_buf = cap;
+		}
+		heap_remove(&d->due, l->sched_idx);
+		l->where = WHERE_NONE;
+		d->ahead_buf[n++] = l;
+	}
+	if (n > 1)
+		qsort(d->ahead_buf, n, sizeof *d->ahead_buf, ahead_order);
+	for (size_t i = 0; i < n; i++) {
+		run_lead *l = d->ahead_buf[i];
+		run *r = l->run;
+		if (!l->overlap_pending && !needs_overlap_check(d, r) &&
+		    hand_ahead(d, l))
+			continue;
+		if (heap_push(&d->soon, r->due_at, l) == 0)
+			l->where = WHERE_SOON;
+		else
+			log_error("out of memory queueing run %llu",
+				  (unsigned long long)r->id);
+	}
+}
+
+/* l is due: into its queue's ready heap (or held for an OVERLAP entry).
+ * false if held[] is full: l went back to the due heap for next pass. */
+static bool make_ready(dispatch *d, run_lead *l, uint64_t *held,
+		       size_t *nheld, bool *any)
+{
+	run *r = l->run;
+	if (l->overlap_pending)
+		return true;
+	if (needs_overlap_check(d, r)) {
+		if (*nheld >= HELD_MAX) {
+			heap_push(&d->due, r->due_at, l);
+			l->where = WHERE_DUE;
+			return false;
+		}
+		l->overlap_pending = true;
+		held[(*nheld)++] = r->id;
+		return true;
+	}
+	dqueue *q = dispatch__queue(d, r->queue, true);
+	if (q == NULL || heap_push(&q->ready, ready_key(r), l) != 0) {
+		log_error("out of memory readying run %llu",
+			  (unsigned long long)r->id);
+		return true;
+	}
+	l->where = WHERE_READY;
+	q->touched = true;
+	*any = true;
+	return true;
+}
+
 /* Move every due run to its queue's ready heap, then serve claims: all
  * runs first, so a waiting claim gets up to its `max` at once rather
- * than one run each. */
+ * than one run each.  Runs due within the look-ahead go to a stream
+ * ahead if one can take them, else wait in the soon heap. */
 static void release_due(dispatch *d)
 {
 	hora_time now = hora_wallclock_usec();
+	hora_time ahead = ahead_usec(d);
 	const heap_entry *e;
 	bool any = false;
 	uint64_t held[HELD_MAX];
 	size_t nheld = 0;
+	while ((e = heap_top(&d->soon)) != NULL && e->key <= now) {
+		run_lead *l = e->item;
+		heap_remove(&d->soon, l->sched_idx);
+		l->where = WHERE_NONE;
+		if (!make_ready(d, l, held, &nheld, &any))
+			break;
+	}
 	while ((e = heap_top(&d->due)) != NULL && e->key <= now) {
 		run_lead *l = e->item;
-		run *r = l->run;
 		heap_remove(&d->due, l->sched_idx);
 		l->where = WHERE_NONE;
-		if (l->overlap_pending)
-			continue;
-		if (needs_overlap_check(d, r)) {
-			if (nheld < HELD_MAX) {
-				l->overlap_pending = true;
-				held[nheld++] = r->id;
-			} else {
-				/* next pass */
-				heap_push(&d->due, r->due_at, l);
-				l->where = WHERE_DUE;
-				break;
-			}
-			continue;
-		}
-		dqueue *q = dispatch__queue(d, r->queue, true);
-		if (q == NULL || heap_push(&q->ready, ready_key(r), l) != 0) {
-			log_error("out of memory readying run %llu",
-				  (unsigned long long)r->id);
-			continue;
-		}
-		l->where = WHERE_READY;
-		q->touched = true;
-		any = true;
+		if (!make_ready(d, l, held, &nheld, &any))
+			break;
 	}
+	if (ahead > 0)
+		release_ahead(d, now + ahead);
 	for (dqueue *q = d->queues; any && q; q = q->next) {
 		if (q->touched && q->wait_head)
 			serve_waiting(d, q);
@@ -368,8 +557,8 @@ void dispatch_claim_cancel(dispatch_waiter *c)
 
 int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
 			 unsigned max_inflight, int64_t lease_ms,
-			 dispatch_claim_cb cb, dispatch_stream_end_cb end,
-			 void *ud, dispatch_stream **out)
+			 const dispatch_stream_ops *ops, void *ud,
+			 dispatch_stream **out)
 {
 	*out = NULL;
 	if (!d->leader)
@@ -381,11 +570,13 @@ int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
 	const char *interned = store_intern(fsm_store(d->f), queue);
 	dqueue *q = interned ? dispatch__queue(d, interned, true) : NULL;
 	dispatch_waiter *c =
-		q ? waiter_new(d, q, worker, max_inflight, lease_ms, cb, ud)
+		q ? waiter_new(d, q, worker, max_inflight, lease_ms, ops->push,
+			       ud)
 		  : NULL;
 	if (c == NULL)
 		return -HORA_ENOMEM;
-	c->end = end;
+	c->ops = ops;
+	c->end = ops->end;
 	c->stream = true;
 	c->id = ++d->stream_seq;
 	c->s_next = d->streams;
@@ -395,7 +586,9 @@ int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
 	d->stats.streams++;
 	claim_link(c);
 	*out = (dispatch_stream *)c;
-	/* runs may be due since the last clock tick; hand out what is ready */
+	/* runs may be due since the last clock tick; hand out what is ready
+	 * (the clock may wake earlier now: hand-out ahead) */
+	d->armed_at = HORA_TIME_NONE;
 	release_due(d);
 	if (c->waiting && heap_len(&q->ready) > 0)
 		serve_waiting(d, q);
@@ -405,6 +598,8 @@ int dispatch_stream_open(dispatch *d, const char *queue, const char *worker,
 static void stream_free(dispatch_waiter *c)
 {
 	dispatch *d = c->d;
+	while (c->ahead)
+		ahead_unlink(c, c->ahead);
 	claim_unlink(c);
 	if (c->s_prev)
 		c->s_prev->s_next = c->s_next;
@@ -418,8 +613,30 @@ static void stream_free(dispatch_waiter *c)
 
 void dispatch_stream_close(dispatch_stream *s)
 {
-	if (s != NULL)
-		stream_free((dispatch_waiter *)s);
+	if (s == NULL)
+		return;
+	dispatch_waiter *c = (dispatch_waiter *)s;
+	dispatch *d = c->d;
+	/* what it was handed ahead and did not write goes to others */
+	while (c->ahead) {
+		run_lead *l = c->ahead;
+		if (dispatch__ahead_take_back(d, l, true))
+			dispatch__place(d, l->run);
+	}
+	stream_free(c);
+	dispatch__arm_clock(d);
+}
+
+void dispatch_stream_written(dispatch_stream *s, uint64_t id, hora_time at)
+{
+	dispatch_waiter *c = (dispatch_waiter *)s;
+	dispatch *d = c->d;
+	run *r = fsm_run(d->f, id);
+	run_lead *l = r ? r->lead : NULL;
+	if (l == NULL || !l->ahead || l->stream_id != c->id)
+		return; /* taken back meanwhile */
+	ahead_unlink(c, l);
+	ahead_written(d, l, at);
 }
 
 void dispatch__stream_credit(dispatch *d, uint64_t id)
@@ -494,7 +711,7 @@ size_t dispatch_ready_count(const dispatch *d, const char *queue)
 bool dispatch_handout_of(const run *r, dispatch_handout *out)
 {
 	const run_lead *l = r->lead;
-	if (l == NULL || !l->handed_out)
+	if (l == NULL || !l->handed_out || l->ahead)
 		return false;
 	if (out)
 		*out = (dispatch_handout){l->worker, l->started, l->expires};

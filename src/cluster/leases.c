@@ -154,9 +154,16 @@ void dispatch__arm_lease_timer(dispatch *d)
 /* ---- heartbeat, complete ---------------------------------------------- */
 
 /* The lease is the worker's if the log says so, or if it was just handed
- * out and its LEASE entry is still pending (the log decides). */
-static bool owns(const run *r, const char *worker)
+ * out and its LEASE entry is still pending (the log decides).  A run
+ * handed ahead whose write the loop has not heard of yet is settled
+ * first: a worker naming it got its line (else it goes back). */
+static bool owns(dispatch *d, run *r, const char *worker)
 {
+	run_lead *l = r->lead;
+	if (l != NULL && l->ahead && dispatch__ahead_take_back(d, l, true)) {
+		dispatch__place(d, r);
+		dispatch__arm_clock(d);
+	}
 	return expiry_holds(r, dispatch_handout_of(r, NULL), worker);
 }
 
@@ -168,7 +175,7 @@ int dispatch_heartbeat(dispatch *d, uint64_t id, const char *worker,
 	run *r = fsm_run(d->f, id);
 	if (r == NULL)
 		return -HORA_ENOENT;
-	if (!owns(r, worker))
+	if (!owns(d, r, worker))
 		return -HORA_ECONFLICT;
 	dispatch__flush_leases(d);
 	uint8_t *buf;
@@ -200,7 +207,7 @@ int dispatch_complete(dispatch *d, const complete_item *items, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		run *r = fsm_run(d->f, items[i].run);
 		lost[i] = r == NULL || r->attempt != items[i].attempt ||
-			  !owns(r, items[i].worker);
+			  !owns(d, r, items[i].worker);
 		if (!lost[i])
 			keep[k++] = items[i];
 	}

@@ -429,6 +429,11 @@ static const flag flags[] = {
 	 "bytes of run history kept in all (default 268435456; same on every "
 	 "node)",
 	 set_size, AT(history_bytes), 0, 1ul << 40, true},
+	{"--dispatch-ahead-ms", "N",
+	 "a push stream is given a run this long before its instant, and a "
+	 "thread of its own writes it at the instant (default 20, 0 = at "
+	 "the instant, by the event loop)",
+	 set_unsigned, AT(dispatch_ahead_ms), 0, 60000, true},
 	{"--once-retention", "D",
 	 "keep finished @at/@after jobs this long (default 1h)", set_duration,
 	 AT(once_retention), 0, 0, true},
@@ -660,6 +665,7 @@ static void set_defaults(daemon_config *cfg)
 	cfg->history_bytes = FSM_HISTORY_BYTES_DEFAULT;
 	cfg->once_retention =
 		DISPATCH_ONCE_RETENTION_DEFAULT_MS * HORA_USEC_PER_MS;
+	cfg->dispatch_ahead_ms = DISPATCH_AHEAD_MS;
 	memset(&pending_files, 0, sizeof pending_files);
 }
 

@@ -61,6 +61,7 @@ typedef struct daemon_config {
 	size_t history_per_job;
 	size_t history_bytes;
 	int64_t once_retention; /* microseconds */
+	unsigned dispatch_ahead_ms;
 	bool help;
 	bool version;
 } daemon_config;

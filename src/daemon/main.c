@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -260,6 +261,9 @@ int main(int argc, char **argv)
 
 	memset(&d, 0, sizeof d);
 	hora_error_clear(&err);
+	/* the dispatch clock (a timerfd) wakes the loop at a run's instant,
+	 * not up to 50 us after it (the default timer slack) */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	if (config_parse(argc, argv, &d.cfg, &err) != 0) {
 		fprintf(stderr, "horad: %s\n", err.msg);
 		config_free(&d.cfg);
@@ -327,6 +331,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dispatch_set_once_retention(d.dispatch, d.cfg.once_retention);
+	dispatch_set_ahead(d.dispatch, d.cfg.dispatch_ahead_ms);
 
 	ac.node = d.node;
 	ac.dispatch = d.dispatch;

@@ -344,6 +344,93 @@ class StreamOneNode(StreamBase):
         self.assertIn("hora_streams_open", text)
 
 
+def metric(node, name):
+    st, _, text = node.request("GET", "/metrics", raw=True)
+    assert st == 200, st
+    text = text.decode() if isinstance(text, bytes) else text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+class StreamAhead(StreamBase):
+    """Hand-out ahead with a horizon long enough to act inside it: a run
+    goes to a stream as soon as it is planned, its line is written at its
+    instant by the server's courier thread, and a stream that goes away
+    before then gives the run back."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.n = cls.class_node(extra_args=["--dispatch-ahead-ms", "3000"])
+
+    def first_run(self, job):
+        def find():
+            st, _, b = self.n.request("GET", "/v1/jobs/%s/runs" % job)
+            self.assertEqual(st, 200, b)
+            return b["runs"][0] if b["runs"] else None
+        return wait_for(find, timeout=10 * slow(), what="the job's run")
+
+    def test_written_at_its_instant_not_before(self):
+        before = metric(self.n, "hora_dispatch_handed_ahead_total")
+        s = self.stream("q-ahead", "w-ahead", max_inflight=5)
+        self.assertEqual(s.status, 200)
+        (job,) = self.once("q-ahead", schedule="@after 2s")
+        r = self.first_run(job)
+        due = hh.parse_time(r["scheduled_at"]).timestamp()
+        # planned and handed ahead, but not yet anyone's: still scheduled
+        if time.time() < due - 0.3:
+            self.assertEqual(self.get_run(r["id"])["status"], "scheduled")
+        got = s.run(10 * slow())
+        seen_at = time.time()
+        self.assertIsNotNone(got, "the run never came")
+        self.assertEqual(got["id"], r["id"])
+        self.assertGreaterEqual(seen_at, due, "written before its instant")
+        self.assertEqual(got["status"], "running", got)
+        self.assertEqual(got["attempt"], 1, got)
+        wait_for(lambda: self.get_run(r["id"])["status"] == "running",
+                 timeout=10 * slow(), what="the lease in the log")
+        self.complete(r["id"], "w-ahead")
+        self.assertGreater(metric(self.n, "hora_dispatch_handed_ahead_total"),
+                           before)
+
+    def test_stream_gone_before_the_instant_gives_the_run_back(self):
+        a = self.stream("q-back", "w-gone", max_inflight=1)
+        self.assertEqual(a.status, 200)
+        (job,) = self.once("q-back", schedule="@after 2500ms")
+        r = self.first_run(job)
+        due = hh.parse_time(r["scheduled_at"]).timestamp()
+        time.sleep(0.2)  # handed ahead to `a` as it was planned
+        a.close()
+        wait_for(lambda: metric(self.n, "hora_streams_open") == 0,
+                 timeout=10 * slow(), what="the stream to close")
+        b = self.stream("q-back", "w-next", max_inflight=1)
+        got = b.run(20 * slow())
+        self.assertIsNotNone(got, "the run handed to the closed stream "
+                             "was not given to the next one")
+        self.assertEqual(got["id"], r["id"])
+        self.assertEqual(got["worker"], "w-next")
+        self.assertEqual(got["attempt"], 1, "it waited for a lease to expire")
+        self.assertGreaterEqual(time.time(), due)
+        self.complete(r["id"], "w-next")
+
+    def test_complete_before_the_loop_hears_of_the_write(self):
+        # many runs due together; each is completed the moment its line
+        # arrives, often before the write's report reached the loop
+        s = self.stream("q-fast", "w-fast", max_inflight=50)
+        self.assertEqual(s.status, 200)
+        jobs = self.once("q-fast", 20, schedule="@after 2s")
+        done = set()
+        while len(done) < len(jobs):
+            got = s.run(10 * slow())
+            self.assertIsNotNone(got, "runs missing: %d of %d" % (len(done), len(jobs)))
+            self.complete(got["id"], "w-fast")
+            done.add(got["id"])
+        for rid in done:
+            self.assertEqual(self.get_run(rid)["status"], "succeeded")
+
+
 class StreamCluster(StreamBase):
     def test_follower_relays_and_leader_change_ends_cleanly(self):
         c = self.cluster(3)
