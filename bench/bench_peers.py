@@ -39,7 +39,7 @@ usage: bench_peers.py [--rate 2000] [--seconds 20] [--warm 2] [--workers 4]
                       [--systems beanstalkd,redis,hora-claim,hora-stream]
                       [--build build] [--jobs-loaded 0] [--producers 1]
                       [--spin-us 500] [--peer-batch 50] [--beanstalkd-conns 4]
-                      [--stream-inflight 50] [--json FILE]
+                      [--stream-inflight 50] [--rounds 1] [--json FILE]
 
 The peers' producer sleeps to each instant and busy-waits the last
 --spin-us (capped at a quarter of the gap between its instants, so it
@@ -66,6 +66,7 @@ import queue
 import selectors
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -1112,7 +1113,22 @@ def f3(x):
     return "-" if x is None else f"{x:.3f}"
 
 
-def print_table(rows, args):
+def median_rows(rows, systems):
+    """One row per system: the median of each figure over its ok rounds."""
+    out = []
+    for s in systems:
+        ok = [r for r in rows if r["system"] == ROW_NAME[s] and r["status"] == "ok"]
+        if not ok:
+            out.append({"system": ROW_NAME[s], "status": "failed in every round"})
+            continue
+        m = {"system": ROW_NAME[s], "status": "ok", "runs": ok[0]["runs"]}
+        for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"):
+            m[k] = statistics.median(r[k] for r in ok)
+        out.append(m)
+    return out
+
+
+def print_table(rows, args, details=True):
     print()
     print(f"dispatch latency, {args.rate} runs/s for {args.seconds} s "
           f"(+{args.warm} s warm-up), {args.workers} workers; ms from the due instant")
@@ -1141,6 +1157,8 @@ def print_table(rows, args):
                   f"never reached a worker")
         for e in r.get("errors", []):
             print(f"note: {r['system']}: {e}")
+    if not details:
+        return
     if peers:
         print()
         sp = min(args.spin_us / 1e6, spin_cap(args.rate, args.producers)) * 1e6
@@ -1204,6 +1222,10 @@ def main():
                          "in flight")
     ap.add_argument("--stream-inflight", type=int, default=50,
                     help="max_inflight of each hora stream worker")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every system this many times, in turn, and print "
+                         "the median of each figure too (a shared machine's "
+                         "noise comes in bursts: alternating spreads it)")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -1228,15 +1250,18 @@ def main():
 
     rows = []
     try:
-        for s in systems:
+        for rnd, s in ((r, s) for r in range(max(1, args.rounds)) for s in systems):
             print(f"== {ROW_NAME[s]}: {args.rate}/s for {args.seconds} s "
-                  f"(+{args.warm} s warm-up)", file=sys.stderr)
+                  f"(+{args.warm} s warm-up)"
+                  f"{f', round {rnd + 1} of {args.rounds}' if args.rounds > 1 else ''}",
+                  file=sys.stderr)
             try:
                 row = run_peer(s, args) if s in PEERS else run_hora(s, args)
             except (OSError, RuntimeError, EOFError, ValueError,
                     http.client.HTTPException) as e:
                 row = {"system": ROW_NAME[s], "status": f"failed: {e!r}"[:300],
                        "errors": [repr(e)]}
+            row["round"] = rnd + 1
             rows.append(row)
             if row["status"] == "ok":
                 print(f"   p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  "
@@ -1250,7 +1275,14 @@ def main():
         return 130
     finally:
         Server.stop_all()
-    print_table(rows, args)
+    if args.rounds > 1:
+        for rnd in range(args.rounds):
+            print(f"\nround {rnd + 1}:", end="")
+            print_table([r for r in rows if r["round"] == rnd + 1], args)
+        print(f"\nmedian of {args.rounds} rounds:", end="")
+        print_table(median_rows(rows, systems), args, details=False)
+    else:
+        print_table(rows, args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rate": args.rate, "seconds": args.seconds, "warm": args.warm,
