@@ -235,7 +235,7 @@ static int set_str(daemon_config *cfg, const flag *f, const char *v,
 static int set_unsigned(daemon_config *cfg, const flag *f, const char *v,
 			hora_error *err)
 {
-	unsigned long n;
+	unsigned long n = 0; /* set when rv == 0; -O3 cannot see it */
 	int rv = parse_ulong(f->name, v, f->min, f->max, &n, err);
 	if (rv == 0)
 		*FIELD(cfg, f, unsigned) = (unsigned)n;
@@ -245,7 +245,7 @@ static int set_unsigned(daemon_config *cfg, const flag *f, const char *v,
 static int set_size(daemon_config *cfg, const flag *f, const char *v,
 		    hora_error *err)
 {
-	unsigned long n;
+	unsigned long n = 0; /* set when rv == 0; -O3 cannot see it */
 	int rv = parse_ulong(f->name, v, f->min, f->max, &n, err);
 	if (rv == 0)
 		*FIELD(cfg, f, size_t) = n;
@@ -255,7 +255,7 @@ static int set_size(daemon_config *cfg, const flag *f, const char *v,
 static int set_id(daemon_config *cfg, const flag *f, const char *v,
 		  hora_error *err)
 {
-	unsigned long n;
+	unsigned long n = 0; /* set when rv == 0; -O3 cannot see it */
 	int rv = parse_ulong(f->name, v, f->min, f->max, &n, err);
 	if (rv == 0)
 		cfg->id = n;
