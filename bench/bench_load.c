@@ -10,9 +10,10 @@
  * CPU as possible: each of --threads threads runs one epoll loop over its
  * share of the connections, and every connection keeps exactly one request
  * in flight (closed loop: the next request goes out when the previous
- * response is complete).  Responses are parsed for real: status line,
- * Content-Length, chunked transfer-encoding, read-until-close bodies,
- * interim 1xx responses and Connection: close.  A connection the server
+ * response is complete).  Responses are parsed for real (by loadgen.c,
+ * shared with bench_runs): status line, Content-Length, chunked
+ * transfer-encoding, read-until-close bodies, interim 1xx responses and
+ * Connection: close.  A connection the server
  * closes or resets is reopened and counted; a request that got no complete
  * response is sent again up to --retries times.
  *
@@ -25,28 +26,26 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
 #define LAT_NONE UINT32_MAX      /* g_lat[] entry of a unit without response */
 #define HDR_ROOM 2048u           /* bytes reserved in front of the body */
 #define RBUF_MIN (64u * 1024u)   /* initial receive buffer */
-#define HEAD_MAX (64u * 1024u)   /* longest response head accepted */
 #define SAMPLE_MAX 400u          /* bytes kept of one non-2xx body */
 #define CONNECT_GIVEUP_NS (3000000000ull) /* connects failing this long: give up */
 #define NSTATUS 1000
@@ -56,8 +55,6 @@ enum mode { MODE_PUT, MODE_BATCH, MODE_GET, MODE_WAIT };
 static struct {
 	enum mode mode;
 	const char *mode_name;
-	char host[256], port[16];
-	char hosthdr[300];      /* Host: header value, also used in reports */
 	long conns, threads;
 	long total, batch, start;
 	const char *prefix;
@@ -76,318 +73,16 @@ static struct {
 	.retries = 3, .timeout_ms = 30000, .interval_ms = 5, .expect = 200,
 };
 
-static struct sockaddr_storage g_sa;
-static socklen_t g_salen;
+const char loadgen_prog[] = "bench_load";
+
+static struct target g_srv;     /* --addr, --token */
 static char *g_sched_esc;       /* the schedule as JSON string contents */
-static char g_auth[600];        /* "Authorization: ...\r\n" or "" */
 static long g_units;            /* requests to make */
 static uint32_t *g_lat;         /* latency per unit, us; LAT_NONE if none */
 static atomic_long g_next;      /* next unit to hand out */
 static atomic_long g_done;      /* units finished (answered or failed) */
 static atomic_int g_abort;
 static atomic_int g_workers_left;
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("bench_load: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		die("out of memory (%zu bytes)", n);
-	return p;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- response parser ------------------------------------------------ */
-
-enum pst {
-	P_HEAD,         /* waiting for the whole status line + headers */
-	P_BODY_CL,      /* Content-Length body, `left` bytes to go */
-	P_CHUNK_SIZE,   /* waiting for a chunk-size line */
-	P_CHUNK_DATA,   /* chunk data, `left` bytes to go */
-	P_CHUNK_CRLF,   /* the CRLF after chunk data */
-	P_TRAILER,      /* trailer lines after the last chunk */
-	P_BODY_EOF,     /* no length: the body runs until the server closes */
-	P_DONE,
-};
-
-struct resp {
-	enum pst st;
-	int status;
-	int close;      /* the connection cannot be reused after this one */
-	uint64_t left;
-	size_t scan;    /* head bytes already searched for CRLFCRLF */
-	size_t caplen;  /* body bytes kept of a non-2xx response */
-	char cap[SAMPLE_MAX + 1];
-};
-
-static void resp_reset(struct resp *r)
-{
-	r->st = P_HEAD;
-	r->status = 0;
-	r->close = 0;
-	r->left = 0;
-	r->scan = 0;
-	r->caplen = 0;
-}
-
-static int lc(int ch)
-{
-	return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
-}
-
-/* Does [s, s+n) contain tok (lowercase), case-insensitively? */
-static int ci_contains(const char *s, size_t n, const char *tok)
-{
-	size_t tl = strlen(tok);
-	for (size_t i = 0; i + tl <= n; i++) {
-		size_t j = 0;
-		while (j < tl && lc((unsigned char)s[i + j]) == tok[j])
-			j++;
-		if (j == tl)
-			return 1;
-	}
-	return 0;
-}
-
-static int name_is(const char *s, size_t n, const char *name)
-{
-	return strlen(name) == n && strncasecmp(s, name, n) == 0;
-}
-
-static int is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Parse a complete response head p[0..n) (ending in an empty line) and set
- * up the body state.  Returns 0, or -1 on a malformed head. */
-static int parse_head(struct resp *r, const char *p, size_t n)
-{
-	const char *end = p + n, *line;
-	int keepalive, chunked = 0, have_cl = 0, status;
-	uint64_t cl = 0;
-
-	if (n < 14 || memcmp(p, "HTTP/1.", 7) != 0 || !is_digit(p[7]) ||
-	    p[8] != ' ' || !is_digit(p[9]) || !is_digit(p[10]) ||
-	    !is_digit(p[11]) || (p[12] != ' ' && p[12] != '\r' && p[12] != '\n'))
-		return -1;
-	status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-	if (status < 100)
-		return -1;
-	keepalive = p[7] != '0';
-	line = memchr(p, '\n', n);
-	line = line ? line + 1 : end;
-	while (line < end) {
-		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		const char *le, *colon, *v;
-		if (!nl)
-			break;
-		le = nl;
-		if (le > line && le[-1] == '\r')
-			le--;
-		if (le == line)
-			break;          /* the empty line */
-		colon = memchr(line, ':', (size_t)(le - line));
-		if (!colon)
-			return -1;
-		v = colon + 1;
-		while (v < le && (*v == ' ' || *v == '\t'))
-			v++;
-		while (le > v && (le[-1] == ' ' || le[-1] == '\t'))
-			le--;
-		size_t nlen = (size_t)(colon - line), vlen = (size_t)(le - v);
-		if (name_is(line, nlen, "content-length")) {
-			uint64_t x = 0;
-			if (vlen == 0 || vlen > 18)
-				return -1;
-			for (size_t i = 0; i < vlen; i++) {
-				if (!is_digit(v[i]))
-					return -1;
-				x = x * 10 + (uint64_t)(v[i] - '0');
-			}
-			if (have_cl && x != cl)
-				return -1;
-			cl = x;
-			have_cl = 1;
-		} else if (name_is(line, nlen, "transfer-encoding")) {
-			if (ci_contains(v, vlen, "chunked"))
-				chunked = 1;
-		} else if (name_is(line, nlen, "connection")) {
-			if (ci_contains(v, vlen, "close"))
-				keepalive = 0;
-			else if (ci_contains(v, vlen, "keep-alive"))
-				keepalive = 1;
-		}
-		line = nl + 1;
-	}
-
-	r->status = status;
-	r->close = !keepalive;
-	r->left = 0;
-	if (status < 200) {
-		if (status == 101)
-			return -1;      /* we never ask to switch protocols */
-		r->st = P_HEAD;         /* interim response: the real one follows */
-	} else if (status == 204 || status == 304) {
-		r->st = P_DONE;
-	} else if (chunked) {
-		r->st = P_CHUNK_SIZE;
-	} else if (have_cl) {
-		r->left = cl;
-		r->st = cl ? P_BODY_CL : P_DONE;
-	} else {
-		r->st = P_BODY_EOF;
-		r->close = 1;
-	}
-	return 0;
-}
-
-static void capture(struct resp *r, const char *p, size_t n)
-{
-	if (r->status >= 200 && r->status < 300)
-		return;
-	if (n > SAMPLE_MAX - r->caplen)
-		n = SAMPLE_MAX - r->caplen;
-	memcpy(r->cap + r->caplen, p, n);
-	r->caplen += n;
-}
-
-/*
- * Feed buf[0..len) to the parser.  *used is set to the bytes consumed; the
- * caller keeps the rest (a partial head or line) and feeds it again with
- * more data appended.  Returns 1 when a response is complete, 0 when more
- * input is needed, -1 on a protocol error.
- */
-static int resp_parse(struct resp *r, const char *buf, size_t len, size_t *used)
-{
-	size_t pos = 0;
-
-	while (r->st != P_DONE) {
-		const char *p = buf + pos, *e;
-		size_t n = len - pos, take;
-
-		switch (r->st) {
-		case P_HEAD: {
-			size_t from = r->scan > 3 ? r->scan - 3 : 0;
-			e = from < n ? memmem(p + from, n - from, "\r\n\r\n", 4) : NULL;
-			if (!e) {
-				r->scan = n;
-				if (n > HEAD_MAX)
-					return -1;
-				goto more;
-			}
-			take = (size_t)(e - p) + 4;
-			r->scan = 0;
-			if (parse_head(r, p, take) != 0)
-				return -1;
-			pos += take;
-			break;
-		}
-		case P_BODY_EOF:
-			capture(r, p, n);
-			pos += n;
-			goto more;
-		case P_BODY_CL:
-		case P_CHUNK_DATA:
-			take = n < r->left ? n : (size_t)r->left;
-			capture(r, p, take);
-			pos += take;
-			r->left -= take;
-			if (r->left)
-				goto more;
-			r->st = r->st == P_BODY_CL ? P_DONE : P_CHUNK_CRLF;
-			break;
-		case P_CHUNK_CRLF:
-			if (n < 1)
-				goto more;
-			if (p[0] == '\n') {
-				pos += 1;
-			} else {
-				if (n < 2)
-					goto more;
-				if (p[0] != '\r' || p[1] != '\n')
-					return -1;
-				pos += 2;
-			}
-			r->st = P_CHUNK_SIZE;
-			break;
-		case P_CHUNK_SIZE: {
-			uint64_t sz = 0;
-			int digits = 0, h;
-			e = memchr(p, '\n', n);
-			if (!e) {
-				if (n > 1024)
-					return -1;
-				goto more;
-			}
-			while (p + digits < e && (h = hexval(p[digits])) >= 0) {
-				if (++digits > 15)
-					return -1;
-				sz = sz * 16 + (uint64_t)h;
-			}
-			if (!digits)
-				return -1;
-			pos += (size_t)(e - p) + 1;   /* extensions ignored */
-			if (sz == 0) {
-				r->st = P_TRAILER;
-			} else {
-				r->st = P_CHUNK_DATA;
-				r->left = sz;
-			}
-			break;
-		}
-		case P_TRAILER: {
-			size_t l;
-			e = memchr(p, '\n', n);
-			if (!e) {
-				if (n > HEAD_MAX)
-					return -1;
-				goto more;
-			}
-			l = (size_t)(e - p);
-			pos += l + 1;
-			if (l == 0 || (l == 1 && p[0] == '\r'))
-				r->st = P_DONE;
-			break;
-		}
-		case P_DONE:
-			break;
-		}
-	}
-	*used = pos;
-	return 1;
-more:
-	*used = pos;
-	return 0;
-}
 
 /* ---- request bodies ------------------------------------------------- */
 
@@ -483,6 +178,8 @@ struct conn {
 	char *rbuf;
 	size_t rcap, rpos, rlen;
 	struct resp r;
+	size_t caplen;          /* body bytes kept of a non-2xx response */
+	char cap[SAMPLE_MAX + 1];
 };
 
 struct worker {
@@ -500,6 +197,19 @@ struct worker {
 	int sample_status;
 	char sample[SAMPLE_MAX + 1];
 };
+
+/* The resp_body_fn of c->r: keeps the first SAMPLE_MAX body bytes of a
+ * non-2xx response in c->cap. */
+static void capture(void *arg, int status, const char *p, size_t n)
+{
+	struct conn *c = arg;
+	if (status >= 200 && status < 300)
+		return;
+	if (n > SAMPLE_MAX - c->caplen)
+		n = SAMPLE_MAX - c->caplen;
+	memcpy(c->cap + c->caplen, p, n);
+	c->caplen += n;
+}
 
 static void conn_next(struct conn *c);
 static void conn_open(struct conn *c);
@@ -579,16 +289,16 @@ static void build_request(struct conn *c)
 			     "PUT /v1/jobs/%.*s HTTP/1.1\r\nHost: %s\r\n%s"
 			     "Content-Type: application/json\r\n"
 			     "Content-Length: %zu\r\n\r\n",
-			     (int)nlen, name, opt.hosthdr, g_auth, blen);
+			     (int)nlen, name, g_srv.hosthdr, g_srv.auth, blen);
 	else if (opt.mode == MODE_BATCH)
 		h = snprintf(head, sizeof head,
 			     "%s /v1/jobs:batch HTTP/1.1\r\nHost: %s\r\n%s"
 			     "Content-Type: application/json\r\n"
 			     "Content-Length: %zu\r\n\r\n",
-			     method, opt.hosthdr, g_auth, blen);
+			     method, g_srv.hosthdr, g_srv.auth, blen);
 	else
 		h = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-			     method, opt.path, opt.hosthdr, g_auth);
+			     method, opt.path, g_srv.hosthdr, g_srv.auth);
 	if (h < 0 || (size_t)h >= sizeof head)
 		die("request head too long");
 	c->wstart = HDR_ROOM - (size_t)h;
@@ -667,7 +377,7 @@ static void connect_failed(struct conn *c, int err)
 	if (now_ns() - c->fail_since >= CONNECT_GIVEUP_NS) {
 		if (!atomic_exchange(&g_abort, 1))
 			fprintf(stderr, "bench_load: cannot connect to %s: %s (giving up)\n",
-				opt.hosthdr, strerror(err));
+				g_srv.hosthdr, strerror(err));
 		if (c->busy)
 			conn_fail_unit(c);
 		conn_retire(c);
@@ -682,13 +392,13 @@ static void conn_open(struct conn *c)
 	int one = 1, fd;
 
 	c->gen++;
-	fd = socket(g_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(g_srv.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
 	c->w->opened++;
-	if (connect(fd, (struct sockaddr *)&g_sa, g_salen) == 0) {
+	if (connect(fd, (struct sockaddr *)&g_srv.sa, g_srv.salen) == 0) {
 		c->connecting = 0;
 		c->fails = 0;
 		c->want_out = 0;
@@ -739,6 +449,7 @@ static void conn_send(struct conn *c)
 	if (c->connecting)
 		return;
 	resp_reset(&c->r);
+	c->caplen = 0;
 	c->woff = c->wstart;
 	conn_write(c);
 }
@@ -777,8 +488,8 @@ static void conn_response(struct conn *c)
 		w->ok_jobs += unit_jobs(c->unit);
 	if ((st < 200 || st >= 300) && !w->sample_status) {
 		w->sample_status = st;
-		memcpy(w->sample, c->r.cap, c->r.caplen);
-		w->sample[c->r.caplen] = '\0';
+		memcpy(w->sample, c->cap, c->caplen);
+		w->sample[c->caplen] = '\0';
 	}
 	conn_finish_unit(c, us >= LAT_NONE ? LAT_NONE - 1 : (uint32_t)us);
 	if (must_close) {
@@ -946,21 +657,21 @@ static int probe_once(int *err)
 	size_t have = 0, used;
 	int fd, rc, len;
 
-	fd = socket(g_sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(g_srv.sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&g_sa, g_salen) != 0)
+	if (connect(fd, (struct sockaddr *)&g_srv.sa, g_srv.salen) != 0)
 		goto fail;
 	len = snprintf(req, sizeof req,
 		       "GET %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n",
-		       opt.path, opt.hosthdr, g_auth);
+		       opt.path, g_srv.hosthdr, g_srv.auth);
 	if (len < 0 || (size_t)len >= sizeof req)
 		die("path too long");
 	if (send(fd, req, (size_t)len, MSG_NOSIGNAL) != len)
 		goto fail;
-	resp_reset(&r);
+	resp_init(&r, NULL, NULL);     /* only the status counts */
 	for (;;) {
 		ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
 		if (n < 0 && errno == EINTR)
@@ -1010,11 +721,11 @@ static int run_wait(void)
 		if (now_ns() >= end) {
 			if (last < 0)
 				fprintf(stderr, "bench_load wait: %s%s not %ld after %ld ms: %s\n",
-					opt.hosthdr, opt.path, opt.expect,
+					g_srv.hosthdr, opt.path, opt.expect,
 					opt.timeout_ms, strerror(err));
 			else
 				fprintf(stderr, "bench_load wait: %s%s not %ld after %ld ms: last status %d\n",
-					opt.hosthdr, opt.path, opt.expect,
+					g_srv.hosthdr, opt.path, opt.expect,
 					opt.timeout_ms, last);
 			if (opt.json)
 				printf("{\"mode\":\"wait\",\"ok\":false,\"ms\":%.3f,\"attempts\":%ld,\"status\":%d}\n",
@@ -1029,7 +740,7 @@ static int run_wait(void)
 		       ms, attempts, last);
 	else
 		printf("%s%s answered %d after %.1f ms (%ld attempts)\n",
-		       opt.hosthdr, opt.path, last, ms, attempts);
+		       g_srv.hosthdr, opt.path, last, ms, attempts);
 	return 0;
 }
 
@@ -1075,61 +786,6 @@ static void usage(FILE *f)
 "or the server could not be reached\n", f);
 }
 
-static long num_arg(const char *name, const char *v, long lo, long hi)
-{
-	char *end;
-	long x;
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		die("%s: expected an integer in [%ld, %ld], got '%s'", name, lo, hi, v);
-	return x;
-}
-
-static void parse_addr(const char *a)
-{
-	struct addrinfo hints, *res;
-	const char *colon;
-	size_t hl;
-	int rc;
-
-	if (strncmp(a, "http://", 7) == 0)
-		a += 7;
-	colon = strrchr(a, ':');
-	if (!colon || colon == a)
-		die("--addr: expected HOST:PORT, got '%s'", a);
-	hl = (size_t)(colon - a);
-	if (a[0] == '[' && hl >= 2 && a[hl - 1] == ']') {
-		if (hl - 2 >= sizeof opt.host)
-			die("--addr: host too long");
-		memcpy(opt.host, a + 1, hl - 2);
-		opt.host[hl - 2] = '\0';
-	} else {
-		if (hl >= sizeof opt.host)
-			die("--addr: host too long");
-		memcpy(opt.host, a, hl);
-		opt.host[hl] = '\0';
-	}
-	snprintf(opt.port, sizeof opt.port, "%s", colon + 1);
-	{
-		size_t pl = strlen(opt.port);
-		if (pl && opt.port[pl - 1] == '/')
-			opt.port[pl - 1] = '\0';
-	}
-	num_arg("--addr port", opt.port, 1, 65535);
-	snprintf(opt.hosthdr, sizeof opt.hosthdr, "%.*s:%s", (int)hl, a, opt.port);
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(opt.host, opt.port, &hints, &res);
-	if (rc != 0)
-		die("--addr %s: %s", a, gai_strerror(rc));
-	memcpy(&g_sa, res->ai_addr, res->ai_addrlen);
-	g_salen = res->ai_addrlen;
-	freeaddrinfo(res);
-}
-
 static char *json_escape(const char *s)
 {
 	char *out = xmalloc(strlen(s) * 6 + 1), *o = out;
@@ -1157,15 +813,8 @@ static int cmp_u32(const void *a, const void *b)
 /* Nearest-rank percentile of sorted v[0..n). */
 static uint32_t pct(const uint32_t *v, size_t n, double p)
 {
-	size_t k;
-	if (!n)
-		return 0;
-	k = (size_t)((p / 100.0) * (double)n + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return v[k - 1];
+	size_t k = pct_rank(n, p);
+	return k ? v[k - 1] : 0;
 }
 
 int main(int argc, char **argv)
@@ -1277,13 +926,9 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	parse_addr(addr);
-	if (opt.token) {
-		int n = snprintf(g_auth, sizeof g_auth, "Authorization: Bearer %s\r\n",
-				 opt.token);
-		if (n < 0 || (size_t)n >= sizeof g_auth || strpbrk(opt.token, "\r\n"))
-			die("--token: too long or contains a line break");
-	}
+	target_addr(&g_srv, addr);
+	if (opt.token)
+		target_token(&g_srv, opt.token);
 	if (opt.mode == MODE_GET || opt.mode == MODE_WAIT) {
 		if (!opt.path || opt.path[0] != '/' || strpbrk(opt.path, " \r\n") ||
 		    strlen(opt.path) > 900)
@@ -1335,6 +980,7 @@ int main(int argc, char **argv)
 				c->wbuf = xmalloc(wcap);
 				c->rcap = RBUF_MIN;
 				c->rbuf = xmalloc(c->rcap);
+				resp_init(&c->r, capture, c);
 			}
 		}
 	}
@@ -1420,7 +1066,7 @@ int main(int argc, char **argv)
 
 	FILE *h = opt.json ? stderr : stdout;
 	fprintf(h, "bench_load %s: %s, conns %ld, threads %ld", opt.mode_name,
-		opt.hosthdr, opt.conns, opt.threads);
+		g_srv.hosthdr, opt.conns, opt.threads);
 	if (opt.mode == MODE_BATCH)
 		fprintf(h, ", %ld jobs in batches of %ld", opt.total, opt.batch);
 	else if (opt.mode == MODE_GET)
@@ -1470,7 +1116,7 @@ int main(int argc, char **argv)
 		       "\"jobs\":%" PRIu64 ",\"jobs_per_s\":%.1f,\"min_us\":%u,\"p50_us\":%u,\"p90_us\":%u,"
 		       "\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,\"mean_us\":%.1f,"
 		       "\"bytes_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"status\":{",
-		       opt.mode_name, opt.hosthdr, opt.conns, opt.threads, opt.total,
+		       opt.mode_name, g_srv.hosthdr, opt.conns, opt.threads, opt.total,
 		       opt.mode == MODE_BATCH ? opt.batch : 1, g_units, responses, ok,
 		       non2xx, sum.failed, sum.timeouts, sum.closed, sum.proto_errors,
 		       sum.retries, sum.reconnects, sum.connect_errors,

@@ -17,6 +17,6 @@ python3 "$here/bench_cluster.py" "$build"
 echo "== bench_raft_modes (3 nodes: plain, cluster key, TLS)"
 python3 "$here/bench_raft_modes.py" "$build" --seconds 10
 echo "== bench_peers (dispatch latency next to beanstalkd and Redis, 2000 runs/s)"
-python3 "$here/bench_peers.py" --build "$build" --rate 2000 --seconds 10
+python3 "$here/bench_peers.py" --build "$build" --rate 2000 --seconds 10 --rounds 3
 echo "== bench_peers (the same at 20000 runs/s)"
-python3 "$here/bench_peers.py" --build "$build" --rate 20000 --seconds 10
+python3 "$here/bench_peers.py" --build "$build" --rate 20000 --seconds 10 --rounds 3
