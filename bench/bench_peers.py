@@ -581,23 +581,45 @@ def producer(kind, port, k, nprod, wl, spin, results):
 
 # ------------------------------------------------------------ hora workers
 
-def completer_thread(api, wname, done, failures):
-    def run():
+class Completer:
+    """Completes a worker's runs from a process of its own (forked before
+    the worker starts any thread), fed run ids through a pipe.  A thread
+    in the worker's process would hold its GIL while it builds and parses
+    the batches, and the worker's reads (whose instant is the latency)
+    would wait for it: the peers' workers have no such second thread.
+    put(ids) is one write(2); close() waits for the last batch and
+    returns how many runs the server did not complete."""
+
+    def __init__(self, api, wname):
+        self.rfd, self.wfd = os.pipe()
+        rr, self.result_fd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.wfd)
+            os.close(rr)
+            failed = 0
+            try:
+                failed = self._run(api, wname)
+            finally:
+                os.write(self.result_fd, b"%d\n" % failed)
+                os._exit(0)
+        os.close(self.rfd)
+        os.close(self.result_fd)
+        self.result_rfd = rr
+
+    def _run(self, api, wname):
         c = http.client.HTTPConnection(HOST, api, timeout=60)
-        while True:
-            ids = done.get()
-            if ids is None:
-                return
-            stop_after = False
-            while len(ids) < 1000:
-                try:
-                    more = done.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop_after = True
-                    break
-                ids.extend(more)
+        failed, buf, eof = 0, b"", False
+        while not eof:
+            d = os.read(self.rfd, 65536)
+            if not d:
+                eof = True
+            buf += d
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                continue
+            ids = buf[:cut].decode().split()
+            buf = buf[cut + 1:]
             for j in range(0, len(ids), 1000):
                 part = ids[j:j + 1000]
                 try:
@@ -605,19 +627,37 @@ def completer_thread(api, wname, done, failures):
                                        {"worker": wname, "runs": [
                                            {"id": x, "status": "succeeded"} for x in part]})
                     if st != 200:
-                        failures[0] += len(part)
+                        failed += len(part)
                     else:
-                        failures[0] += sum(1 for x in json.loads(data)["results"]
-                                           if not x.get("ok"))
+                        failed += sum(1 for x in json.loads(data)["results"]
+                                      if not x.get("ok"))
                 except (OSError, http.client.HTTPException, ValueError):
-                    failures[0] += len(part)
+                    failed += len(part)
                     c.close()
                     c = http.client.HTTPConnection(HOST, api, timeout=60)
-            if stop_after:
-                return
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+        return failed
+
+    def put(self, ids):
+        os.write(self.wfd, ("\n".join(ids) + "\n").encode())
+
+    def close(self, timeout=60):
+        os.close(self.wfd)
+        failed = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        try:
+            failed = int(os.read(self.result_rfd, 64).decode() or "0")
+        except ValueError:
+            failed = 0
+        os.close(self.result_rfd)
+        return failed
 
 
 def worker_hora_claim(api, n, stop, counts, wl, results):
@@ -625,8 +665,7 @@ def worker_hora_claim(api, n, stop, counts, wl, results):
     lat, got, err = array.array("d"), 0, None
     mfrom = wl.measured_from
     wname = f"w{n}"
-    done, failures = queue.Queue(), [0]
-    t = completer_thread(api, wname, done, failures)
+    done = Completer(api, wname)
     body = json.dumps({"worker": wname, "max": 50, "wait_ms": 2000,
                        "lease_ms": 60000})
     hdrs = {"Content-Type": "application/json"}
@@ -652,10 +691,9 @@ def worker_hora_claim(api, n, stop, counts, wl, results):
         c.close()
     except Exception as e:
         err = f"worker {n}: {e!r}"
-    done.put(None)
-    t.join(60)
+    failed = done.close()
     results.put({"lat": lat.tobytes(), "got": got, "err": err,
-                 "complete_failures": failures[0]})
+                 "complete_failures": failed})
 
 
 STREAM_INFLIGHT = 50
@@ -751,8 +789,7 @@ def worker_hora_stream(api, n, stop, counts, wl, results):
     lat, got, err = array.array("d"), 0, None
     mfrom = wl.measured_from
     wname = f"w{n}"
-    done, failures = queue.Queue(), [0]
-    t = completer_thread(api, wname, done, failures)
+    done = Completer(api, wname)
     reconnects = 0
     try:
         while not stop.is_set():
@@ -783,10 +820,9 @@ def worker_hora_stream(api, n, stop, counts, wl, results):
                 reconnects += 1
     except Exception as e:
         err = f"worker {n}: {e!r}"
-    done.put(None)
-    t.join(60)
+    failed = done.close()
     results.put({"lat": lat.tobytes(), "got": got, "err": err,
-                 "complete_failures": failures[0], "reconnects": reconnects})
+                 "complete_failures": failed, "reconnects": reconnects})
 
 
 def stream_available(api):

@@ -86,6 +86,14 @@ struct courier {
 	uint64_t next_id;
 	bool stop;
 	uv_async_t async;
+	/* Loop thread only: writes due now were queued this loop turn; the
+	 * thread is woken once, after the turn's I/O callbacks (uv_check),
+	 * or before the next poll if they came from a timer (uv_idle: an
+	 * active idle handle also keeps that poll from blocking). */
+	uv_check_t check;
+	uv_idle_t idle;
+	bool kick;
+	int handles; /* uv handles whose close callback is due */
 };
 
 static void set_idx(void *item, uint32_t idx)
@@ -388,7 +396,28 @@ static void on_async(uv_async_t *a)
 
 static void courier_closed(uv_handle_t *h)
 {
-	hora_free(h->data);
+	courier *c = h->data;
+	if (--c->handles == 0)
+		hora_free(c);
+}
+
+static void kick_now(courier *c)
+{
+	uv_idle_stop(&c->idle);
+	if (!c->kick)
+		return;
+	c->kick = false;
+	wake_thread(c);
+}
+
+static void on_check(uv_check_t *h)
+{
+	kick_now(h->data);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	kick_now(h->data);
 }
 
 int courier_new(uv_loop_t *loop, courier **out)
@@ -411,8 +440,16 @@ int courier_new(uv_loop_t *loop, courier **out)
 	    uv_async_init(loop, &c->async, on_async) == 0) {
 		async = true;
 		c->async.data = c;
+		c->handles = 1;
 		pthread_mutex_init(&c->mu, NULL);
 		if (pthread_create(&c->thr, NULL, courier_main, c) == 0) {
+			uv_check_init(loop, &c->check);
+			c->check.data = c;
+			uv_idle_init(loop, &c->idle);
+			c->idle.data = c;
+			c->handles += 2;
+			uv_check_start(&c->check, on_check);
+			uv_unref((uv_handle_t *)&c->check);
 			*out = c;
 			return 0;
 		}
@@ -447,6 +484,8 @@ void courier_free(courier *c)
 	close(c->tfd);
 	close(c->efd);
 	pthread_mutex_destroy(&c->mu);
+	uv_close((uv_handle_t *)&c->check, courier_closed);
+	uv_close((uv_handle_t *)&c->idle, courier_closed);
 	uv_close((uv_handle_t *)&c->async, courier_closed);
 }
 
@@ -496,20 +535,22 @@ int courier_send_at(courier_line *l, hora_time at, const void *bytes,
 		l->waiting->prev = d;
 	l->waiting = d;
 	l->nwaiting++;
+	/* Due now or not, the thread sends it: a send on loopback runs the
+	 * receiver's side too (tens of microseconds), which the loop should
+	 * not pay per line.  Lines due now are sent together: the thread is
+	 * woken once at the end of this loop turn (on_check). */
 	int rv = heap_push(&c->due, at, d);
-	bool tell = false;
 	if (rv != 0) {
 		waiting_unlink(l, d);
 		hora_free(d);
-	} else {
-		hora_time now = hora_wallclock_usec();
-		if (at <= now)
-			tell = deliver_due(c, now); /* here, not a thread hop */
+	} else if (at > hora_wallclock_usec()) {
 		arm_clock(c);
+	} else {
+		c->kick = true;
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (tell)
-		uv_async_send(&c->async);
+	if (rv == 0 && c->kick)
+		uv_idle_start(&c->idle, on_idle);
 	return rv;
 }
 
@@ -559,8 +600,10 @@ size_t courier_line_waiting(courier_line *l)
 void courier_line_finish(courier_line *l, unsigned grace_ms)
 {
 	courier *c = l->c;
-	bool tell;
 	pthread_mutex_lock(&c->mu);
+	/* what is due goes out (the loop may have queued lines this very
+	 * turn); what is not due yet never will */
+	bool tell = deliver_due(c, hora_wallclock_usec());
 	drop_waiting(l);
 	l->finishing = true;
 	l->deadline = hora_wallclock_usec() +
@@ -570,7 +613,7 @@ void courier_line_finish(courier_line *l, unsigned grace_ms)
 		l->done_ok = false;
 		tell = true;
 	} else {
-		tell = flush_line(l);
+		tell |= flush_line(l);
 	}
 	arm_clock(c);
 	pthread_mutex_unlock(&c->mu);

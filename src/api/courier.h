@@ -47,7 +47,8 @@ void courier_free(courier *c);
 courier_line *courier_line_open(courier *c, int fd, courier_written_cb written,
 				courier_done_cb done, void *ud);
 
-/* Write a copy of `bytes` at `at` (now if in the past).  tag 0: no
+/* Write a copy of `bytes` at `at` (now if in the past: by the thread,
+ * after the current loop turn, with the turn's other lines).  tag 0: no
  * written callback, no revoking.  0 or -HORA_ENOMEM, -HORA_EINVAL (the
  * line is finishing or failed). */
 int courier_send_at(courier_line *l, hora_time at, const void *bytes,
@@ -66,9 +67,10 @@ size_t courier_line_backlog(courier_line *l);
 /* Deliveries not yet written. */
 size_t courier_line_waiting(courier_line *l);
 
-/* Stop taking deliveries, drop those not yet written (no callbacks),
- * send what is in the output, then call `done` on the loop and free the
- * line; if the socket takes nothing for `grace_ms`, done(false). */
+/* Stop taking deliveries: write those due now, drop those whose instant
+ * has not come (no callbacks), send the output, then call `done` on the
+ * loop and free the line; if the socket has not taken it all within
+ * `grace_ms`, done(false). */
 void courier_line_finish(courier_line *l, unsigned grace_ms);
 /* Stop now: when this returns the thread will not touch the socket
  * again; no callback of the line runs after it; the line is freed. */

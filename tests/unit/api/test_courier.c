@@ -108,6 +108,15 @@ static void run_for(fixture *f, uint64_t ms)
 	uv_timer_stop(&f->guard);
 }
 
+/* Until the thread has written every delivery of the line (at most 5 s). */
+static void wait_written(fixture *f)
+{
+	uv_run(&f->loop, UV_RUN_NOWAIT); /* writes due now: the thread is woken */
+	for (int i = 0; i < 5000 && courier_line_waiting(f->l) > 0; i++)
+		usleep(1000);
+	assert_int_equal(courier_line_waiting(f->l), 0);
+}
+
 static size_t read_all(int fd, char *buf, size_t cap)
 {
 	size_t n = 0;
@@ -148,8 +157,10 @@ static void test_revoke(void **state)
 	assert_int_equal(courier_send_at(f->l, now + 200000, "late", 4, 1), 0);
 	assert_int_equal(courier_revoke(f->l, 1, &at), COURIER_REVOKED);
 	assert_int_equal(courier_revoke(f->l, 1, &at), COURIER_UNKNOWN);
-	/* due now: written before this returns; revoking tells when */
+	/* due now: the thread writes it; until the loop has its report,
+	 * revoking says it was written, and when */
 	assert_int_equal(courier_send_at(f->l, now - 5, "now", 3, 2), 0);
+	wait_written(f);
 	assert_int_equal(courier_revoke(f->l, 2, &at), COURIER_WRITTEN);
 	assert_true(at >= now);
 	run_for(f, 300);
@@ -189,6 +200,7 @@ static void test_finish_drains_then_done(void **state)
 	assert_non_null(p);
 	assert_int_equal(courier_send_at(f->l, 0, p, big, 0), 0);
 	hora_free(p);
+	wait_written(f);
 	assert_true(courier_line_backlog(f->l) > 0);
 	assert_int_equal(courier_send_at(f->l, hora_wallclock_usec() + 50000,
 					 "never", 5, 9),
@@ -205,6 +217,21 @@ static void test_finish_drains_then_done(void **state)
 	assert_int_equal(f->nwritten, 0);
 }
 
+/* A line written now and a finish in the same loop turn: the line goes
+ * out (it is due), then done(true). */
+static void test_finish_sends_what_is_due(void **state)
+{
+	fixture *f = *state;
+	assert_int_equal(courier_send_at(f->l, 0, "last\n", 5, 4), 0);
+	courier_line_finish(f->l, 1000);
+	run_for(f, 2000);
+	assert_int_equal(f->ndone, 1);
+	assert_true(f->done_ok);
+	assert_int_equal(f->nwritten, 1);
+	char buf[16];
+	assert_int_equal(read_all(f->fd[1], buf, sizeof buf), 5);
+}
+
 /* Nobody reads: finish gives up after its grace. */
 static void test_finish_gives_up(void **state)
 {
@@ -214,6 +241,7 @@ static void test_finish_gives_up(void **state)
 	assert_non_null(p);
 	assert_int_equal(courier_send_at(f->l, 0, p, big, 0), 0);
 	hora_free(p);
+	wait_written(f);
 	uint64_t t0 = uv_hrtime();
 	courier_line_finish(f->l, 100);
 	run_for(f, 3000);
@@ -243,6 +271,7 @@ static void test_peer_gone(void **state)
 	close(f->fd[1]);
 	f->fd[1] = socket(AF_UNIX, SOCK_STREAM, 0); /* for teardown */
 	assert_int_equal(courier_send_at(f->l, 0, "x", 1, 3), 0);
+	wait_written(f);
 	courier_line_finish(f->l, 1000);
 	run_for(f, 2000);
 	assert_int_equal(f->ndone, 1);
@@ -259,6 +288,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_untagged_not_reported,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finish_drains_then_done,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish_sends_what_is_due,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finish_gives_up, setup,
 						teardown),
