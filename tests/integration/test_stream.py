@@ -415,6 +415,32 @@ class StreamAhead(StreamBase):
         self.assertGreaterEqual(time.time(), due)
         self.complete(r["id"], "w-next")
 
+    def test_http10_stream_is_not_framed_by_hand(self):
+        # the courier frames chunks itself, so it must never take an
+        # HTTP/1.0 stream (whose body MHD sends unframed until close)
+        body = json.dumps({"worker": "w-10", "max_inflight": 2}).encode()
+        sock = socket.create_connection(("127.0.0.1", self.n.api_port), timeout=30)
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /v1/queues/q-http10/stream HTTP/1.0\r\n"
+                     b"Host: " + self.n.api_addr.encode() + b"\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        (job,) = self.once("q-http10", schedule="@after 1s")
+        data = b""
+        deadline = time.monotonic() + 20 * slow()
+        while b'"id"' not in data or not data.endswith(b"\n"):
+            self.assertLess(time.monotonic(), deadline, data)
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, "closed early: %r" % data)
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1."), head)
+        self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+        self.assertNotIn(b"chunked", head.lower())
+        lines = [json.loads(x) for x in rest.split(b"\n") if x.strip()]
+        self.assertEqual([r["job"] for r in lines], [job], rest)
+        self.complete(lines[0]["id"], "w-10")
+
     def test_complete_before_the_loop_hears_of_the_write(self):
         # many runs due together; each is completed the moment its line
         # arrives, often before the write's report reached the loop
