@@ -601,8 +601,17 @@ void courier_line_finish(courier_line *l, unsigned grace_ms)
 {
 	courier *c = l->c;
 	pthread_mutex_lock(&c->mu);
-	/* what is due goes out (the loop may have queued lines this very
-	 * turn); what is not due yet never will */
+	/* Tagged deliveries not written yet are dropped, due or not: their
+	 * owner takes the runs back (or, leadership lost, the next leader
+	 * hands them out).  Untagged lines due now go out (the loop may have
+	 * queued them this very turn); the rest never will. */
+	for (delivery *d = l->waiting, *next; d; d = next) {
+		next = d->next;
+		if (d->tag != 0) {
+			waiting_unlink(l, d);
+			hora_free(d);
+		}
+	}
 	bool tell = deliver_due(c, hora_wallclock_usec());
 	drop_waiting(l);
 	l->finishing = true;

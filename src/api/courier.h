@@ -67,10 +67,10 @@ size_t courier_line_backlog(courier_line *l);
 /* Deliveries not yet written. */
 size_t courier_line_waiting(courier_line *l);
 
-/* Stop taking deliveries: write those due now, drop those whose instant
- * has not come (no callbacks), send the output, then call `done` on the
- * loop and free the line; if the socket has not taken it all within
- * `grace_ms`, done(false). */
+/* Stop taking deliveries: drop the tagged ones not yet written and the
+ * untagged ones not yet due (no callbacks), write the untagged ones due
+ * now, send the output, then call `done` on the loop and free the line;
+ * if the socket has not taken it all within `grace_ms`, done(false). */
 void courier_line_finish(courier_line *l, unsigned grace_ms);
 /* Stop now: when this returns the thread will not touch the socket
  * again; no callback of the line runs after it; the line is freed. */
