@@ -178,18 +178,18 @@ bool dispatch__ahead_take_back(dispatch *d, run_lead *l, bool lease)
 	return true;
 }
 
-/* Hand r (due within the look-ahead, not yet due) to a stream of its
- * queue that can write it at its instant; false if none can. */
+/* Hand r (due within the look-ahead, not yet due) to the stream at the
+ * head of its queue's line if that stream can write it at its instant;
+ * false otherwise (a claim, or a stream that cannot, is next in line:
+ * the run waits for its instant and goes to it then, in turn). */
 static bool hand_ahead(dispatch *d, run_lead *l)
 {
 	run *r = l->run;
 	dqueue *q = dispatch__queue(d, r->queue, false);
 	dispatch_waiter *c = q ? q->wait_head : NULL;
-	for (; c; c = c->next)
-		if (c->stream && c->inflight < c->max && c->ops->ahead &&
-		    c->ops->can_ahead && c->ops->can_ahead(c->ud))
-			break;
-	if (c == NULL)
+	if (c == NULL || !c->stream || c->inflight >= c->max ||
+	    c->ops->ahead == NULL || c->ops->can_ahead == NULL ||
+	    !c->ops->can_ahead(c->ud))
 		return false;
 	char *worker = hora_strdup(c->worker);
 	if (worker == NULL)

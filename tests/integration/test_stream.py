@@ -441,6 +441,42 @@ class StreamAhead(StreamBase):
         self.assertEqual([r["job"] for r in lines], [job], rest)
         self.complete(lines[0]["id"], "w-10")
 
+    def test_a_claim_waiting_first_keeps_its_turn(self):
+        # a stream with credit must not take every run ahead of their
+        # instant while a claim waits before it in the queue's line
+        q = "q-turn"
+        answer = {}
+
+        def claim():
+            c = self.n.http_connection(30)
+            try:
+                c.request("POST", "/v1/queues/%s/claim" % q,
+                          body=json.dumps({"worker": "w-claim", "max": 2,
+                                           "wait_ms": 20000}),
+                          headers={"Content-Type": "application/json"})
+                resp = c.getresponse()
+                answer["runs"] = json.loads(resp.read())["runs"]
+            finally:
+                c.close()
+
+        t = threading.Thread(target=claim, daemon=True)
+        t.start()
+        wait_for(lambda: metric(self.n, "hora_claims_waiting") >= 1,
+                 timeout=10 * slow(), what="the claim to wait")
+        s = self.stream(q, "w-turn", max_inflight=10)
+        self.assertEqual(s.status, 200)
+        self.once(q, 4, schedule="@after 2s")
+        t.join(30 * slow())
+        self.assertTrue(answer.get("runs"), "the waiting claim got nothing: "
+                        "the stream took its turn")
+        for r in answer["runs"]:
+            self.complete(r["id"], "w-claim")
+        left = 4 - len(answer["runs"])
+        for _ in range(left):
+            r = s.run(10 * slow())
+            self.assertIsNotNone(r, "the stream did not get the rest")
+            self.complete(r["id"], "w-turn")
+
     def test_complete_before_the_loop_hears_of_the_write(self):
         # many runs due together; each is completed the moment its line
         # arrives, often before the write's report reached the loop
