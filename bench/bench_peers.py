@@ -79,6 +79,7 @@ ALL_SYSTEMS = ["beanstalkd", "redis", "hora-claim", "hora-stream"]
 ROW_NAME = {"beanstalkd": "beanstalkd", "redis": "redis",
             "hora-claim": "hora claim", "hora-stream": "hora stream"}
 PEERS = ("beanstalkd", "redis")
+HORAD_ARGS = []  # --horad-arg, for experiments
 BEANSTALKD = "/usr/bin/beanstalkd"
 REDIS = "/usr/bin/redis-server"
 FEED_LEAD = 1.5     # s of future runs the hora feeder keeps loaded
@@ -337,7 +338,8 @@ def start_horad(build):
     tmp = bench_tmp("hora-peers-horad-")
     srv = Server("horad", [os.path.join(build, "horad"), "--data-dir",
                            os.path.join(tmp, "data"), "--api", f"{HOST}:{api}",
-                           "--raft", f"{HOST}:{raftp}", "--workers", "0"], tmp)
+                           "--raft", f"{HOST}:{raftp}", "--workers", "0"]
+                 + HORAD_ARGS, tmp)
     end = time.time() + 30
     while True:
         srv.check()
@@ -1258,6 +1260,9 @@ def main():
                          "in flight")
     ap.add_argument("--stream-inflight", type=int, default=50,
                     help="max_inflight of each hora stream worker")
+    ap.add_argument("--horad-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for horad (repeat; e.g. "
+                         "--horad-arg=--snapshot-threshold --horad-arg=1000000000)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every system this many times, in turn, and print "
                          "the median of each figure too (a shared machine's "
@@ -1267,6 +1272,7 @@ def main():
     args.build = os.path.abspath(args.build)
     global STREAM_INFLIGHT
     STREAM_INFLIGHT = args.stream_inflight
+    HORAD_ARGS.extend(args.horad_arg)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     for s in systems:
         if s not in ALL_SYSTEMS:
