@@ -336,11 +336,16 @@ int node_propose(node *n, uint8_t *buf, size_t len, node_commit_cb cb,
 	p->t0 = uv_hrtime();
 	rv = raft_apply(&n->raft, &p->req, &rb, 1, apply_done);
 	if (rv != 0) {
-		/* C-Raft 0.22.1 may already have released rb.base on some
-		 * error paths (legacyHandleUpdateEntries), so it is not
-		 * freed here: a rare leak beats a double free. */
-		log_warn("raft_apply: %s (%s)", raft_strerror(rv),
-			 raft_errmsg(&n->raft));
+		/* Refused before C-Raft took the entry (ClientSubmit checks
+		 * leadership, a transfer under way and capacity first): the
+		 * buffer is still ours.  On later error paths C-Raft 0.22.1
+		 * may already have released it (legacyHandleUpdateEntries), so
+		 * it is not freed then: a rare leak beats a double free. */
+		if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE)
+			raft_free(rb.base);
+		else
+			log_warn("raft_apply: %s (%s)", raft_strerror(rv),
+				 raft_errmsg(&n->raft));
 		hora_free(p);
 		return map_raft_status(rv);
 	}
