@@ -55,7 +55,7 @@ static void unqueue(dispatch *d, run_lead *l)
 		heap_remove(&d->lease, l->lease_idx);
 }
 
-static void handout_clear(run_lead *l)
+void dispatch__handout_clear(run_lead *l)
 {
 	l->handed_out = false;
 	hora_free(l->worker);
@@ -116,7 +116,7 @@ void dispatch__place(dispatch *d, run *r)
 	l->overlap_pending = false;
 	/* the log moved it: a hand-out from memory is settled; unless it
 	 * now runs (its LEASE applied), the attempt a stream got is over */
-	handout_clear(l);
+	dispatch__handout_clear(l);
 	if (r->status != RUN_RUNNING)
 		stream_settle(d, l);
 	if (r->status == RUN_SCHEDULED) {

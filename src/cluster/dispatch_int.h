@@ -131,6 +131,8 @@ struct dispatch {
 
 /* Put r back where its replicated state says it belongs (dispatch.c). */
 void dispatch__place(dispatch *d, run *r);
+/* Forget l's hand-out from memory (not its stream's credit). */
+void dispatch__handout_clear(run_lead *l);
 
 /* handout.c */
 void dispatch__set_sched_idx(void *item, uint32_t idx);

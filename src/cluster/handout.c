@@ -169,9 +169,7 @@ bool dispatch__ahead_take_back(dispatch *d, run_lead *l, bool lease)
 			ahead_written(d, l, at);
 		return false;
 	}
-	l->handed_out = false;
-	hora_free(l->worker);
-	l->worker = NULL;
+	dispatch__handout_clear(l);
 	uint64_t id = l->stream_id;
 	l->stream_id = 0;
 	dispatch__stream_credit(d, id);
@@ -209,9 +207,7 @@ static bool hand_ahead(dispatch *d, run_lead *l)
 	if (c->ops->ahead(c->ud, r) == 0)
 		return true;
 	ahead_unlink(c, l);
-	l->handed_out = false;
-	hora_free(l->worker);
-	l->worker = NULL;
+	dispatch__handout_clear(l);
 	l->stream_id = 0;
 	c->inflight--;
 	if (!c->waiting)
@@ -641,19 +637,16 @@ void dispatch_stream_written(dispatch_stream *s, uint64_t id, hora_time at)
 
 void dispatch__stream_credit(dispatch *d, uint64_t id)
 {
-	for (dispatch_waiter *c = d->streams; c; c = c->s_next) {
-		if (c->id != id)
-			continue;
-		if (c->inflight > 0)
-			c->inflight--;
-		if (!c->waiting && c->inflight < c->max)
-			claim_link(c);
-		if (heap_len(&c->q->ready) > 0) {
-			c->q->touched = true;
-			uv_timer_start(&d->serve_timer, dispatch__on_serve_timer,
-				       0, 0);
-		}
+	dispatch_waiter *c = stream_by_id(d, id);
+	if (c == NULL)
 		return;
+	if (c->inflight > 0)
+		c->inflight--;
+	if (!c->waiting && c->inflight < c->max)
+		claim_link(c);
+	if (heap_len(&c->q->ready) > 0) {
+		c->q->touched = true;
+		uv_timer_start(&d->serve_timer, dispatch__on_serve_timer, 0, 0);
 	}
 }
 
