@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -513,11 +514,25 @@ courier_line *courier_line_open(courier *c, int fd, courier_written_cb written,
 int courier_send_at(courier_line *l, hora_time at, const void *bytes,
 		    size_t len, uint64_t tag)
 {
+	struct iovec iov = {(void *)bytes, len};
+	return courier_sendv_at(l, at, &iov, 1, tag);
+}
+
+int courier_sendv_at(courier_line *l, hora_time at, const struct iovec *iov,
+		     int iovcnt, uint64_t tag)
+{
 	courier *c = l->c;
+	size_t len = 0;
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
 	delivery *d = hora_malloc(sizeof *d + len);
 	if (d == NULL)
 		return -HORA_ENOMEM;
-	memcpy(d->bytes, bytes, len);
+	unsigned char *to = d->bytes;
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(to, iov[i].iov_base, iov[i].iov_len);
+		to += iov[i].iov_len;
+	}
 	d->line = l;
 	d->at = at;
 	d->tag = tag;

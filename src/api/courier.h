@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "core/clock.h"
@@ -53,6 +54,10 @@ courier_line *courier_line_open(courier *c, int fd, courier_written_cb written,
  * line is finishing or failed). */
 int courier_send_at(courier_line *l, hora_time at, const void *bytes,
 		    size_t len, uint64_t tag);
+
+/* The same, the bytes gathered from `iovcnt` pieces (one copy). */
+int courier_sendv_at(courier_line *l, hora_time at, const struct iovec *iov,
+		     int iovcnt, uint64_t tag);
 
 enum courier_revoked {
 	COURIER_REVOKED, /* taken back before its instant: never written */

@@ -377,13 +377,12 @@ static void direct_start(http_request *r)
 static int direct_send(http_request *r, hora_time at, const char *data,
 		       size_t len, uint64_t tag)
 {
-	hora_buf b = HORA_BUF_INIT;
-	buf_printf(&b, "%zx\r\n", len);
-	buf_add(&b, data, len);
-	buf_add(&b, "\r\n", 2);
-	int rv = b.oom ? -HORA_ENOMEM
-		       : courier_send_at(r->cline, at, b.p, b.len, tag);
-	buf_free(&b);
+	char head[24];
+	int n = snprintf(head, sizeof head, "%zx\r\n", len);
+	struct iovec iov[3] = {{head, (size_t)n},
+			       {(void *)data, len},
+			       {(void *)"\r\n", 2}};
+	int rv = courier_sendv_at(r->cline, at, iov, 3, tag);
 	if (rv == 0)
 		r->s->st.bytes_out += len;
 	return rv;
