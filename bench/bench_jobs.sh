@@ -17,6 +17,8 @@
 #   BENCH_TMP           where temp dirs go                  (default /tmp)
 # Client and server share this machine's cores: see bench/README.md.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 build=${1:-build}
 build=$(cd "$build" && pwd)
@@ -80,16 +82,6 @@ ms_since() { # START_US -> "123.4"
 	printf '%d.%d' $((d / 1000)) $((d % 1000 / 100))
 }
 
-# Two distinct free loopback ports.
-free_ports() {
-	python3 - <<'EOF'
-import socket
-a = socket.socket(); a.bind(("127.0.0.1", 0))
-b = socket.socket(); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])
-EOF
-}
-
 # A numeric field of bench_load's --json line.
 jget() { # JSON FIELD
 	sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<<"$1"
@@ -134,17 +126,12 @@ start_node() {
 # wait_path PATH: poll PATH on the current node every 5 ms until 200, for up
 # to 120 s, failing early if the node exits.
 wait_path() {
-	for _ in $(seq 120); do
-		if "$LOAD" wait --addr "$NODE_ADDR" --path "$1" --timeout-ms 1000 \
-			--interval-ms 5 >/dev/null 2>&1; then
-			return 0
-		fi
-		if ! kill -0 "$NODE_PID" 2>/dev/null; then
-			echo "bench_jobs: horad exited while waiting for $1; its log:" >&2
-			tail -n 30 "$tmp"/*.log >&2 || true
-			exit 1
-		fi
-	done
+	wait_ready "$LOAD" "$NODE_ADDR" "$NODE_PID" "$1" && return 0
+	if ! kill -0 "$NODE_PID" 2>/dev/null; then
+		echo "bench_jobs: horad exited while waiting for $1; its log:" >&2
+		tail -n 30 "$tmp"/*.log >&2 || true
+		exit 1
+	fi
 	echo "bench_jobs: $1 not 200 after 120 s" >&2
 	exit 1
 }

@@ -13,6 +13,8 @@
 # status.  HORAD_ARGS adds flags to horad (e.g. HORAD_ARGS="--log-level info").
 # Client and server share this machine's cores: see bench/README.md.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
 	echo "usage: bench/bench_runs.sh BUILD_DIR [bench_runs args...]" >&2
@@ -24,9 +26,10 @@ shift
 [ $# -gt 0 ] || set -- --rate 5000 --seconds 10
 HORAD=$build/horad
 RUNS=$build/bench/bench_runs
-for b in "$HORAD" "$RUNS"; do
+LOAD=$build/bench/bench_load
+for b in "$HORAD" "$RUNS" "$LOAD"; do
 	if [ ! -x "$b" ]; then
-		echo "bench_runs: $b is not built (cmake --build $build --target horad bench_runs)" >&2
+		echo "bench_runs: $b is not built (cmake --build $build --target horad bench_runs bench_load)" >&2
 		exit 1
 	fi
 done
@@ -55,14 +58,7 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Two distinct free loopback ports (horad does not take port 0).
-read -r api_port raft_port < <(python3 - <<'EOF'
-import socket
-a = socket.socket(); a.bind(("127.0.0.1", 0))
-b = socket.socket(); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])
-EOF
-)
+read -r api_port raft_port < <(free_ports)
 addr=127.0.0.1:$api_port
 
 # horad's CPU seconds (user + system) from /proc.
@@ -78,28 +74,7 @@ echo "bench_runs: horad: ${cmd[*]}"
 "${cmd[@]}" >"$tmp/horad.log" 2>&1 &
 PID=$!
 
-# Wait up to 60 s for GET /readyz 200, failing early if horad exits.
-if ! python3 - "$addr" "$PID" <<'EOF'
-import http.client, os, sys, time
-addr, pid = sys.argv[1], int(sys.argv[2])
-host, port = addr.rsplit(":", 1)
-end = time.time() + 60
-while time.time() < end:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit("horad exited")
-    try:
-        c = http.client.HTTPConnection(host, int(port), timeout=1)
-        c.request("GET", "/readyz")
-        if c.getresponse().status == 200:
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.02)
-sys.exit("/readyz not 200 after 60 s")
-EOF
-then
+if ! wait_ready "$LOAD" "$addr" "$PID" /readyz; then
 	echo "bench_runs: horad did not get ready; its log:" >&2
 	tail -n 30 "$tmp/horad.log" >&2 || true
 	exit 1
