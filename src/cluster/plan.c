@@ -1,5 +1,8 @@
 #include "cluster/plan.h"
 
+#include <string.h>
+
+#include "core/hash.h"
 #include "cron/schedule.h"
 #include "fsm/fsm.h"
 #include "sched/heap.h"
@@ -8,9 +11,7 @@ int64_t plan_jitter(const char *name, hora_time instant, int64_t jitter)
 {
 	if (jitter <= 0)
 		return 0;
-	uint64_t h = 1469598103934665603u;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211u;
+	uint64_t h = hora_fnv1a64(HORA_FNV1A64_INIT, name, strlen(name));
 	h ^= (uint64_t)instant;
 	h *= 0xff51afd7ed558ccdu;
 	h ^= h >> 33;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "core/assert.h"
 
 void job_spec_init(job_spec *spec)
@@ -204,9 +205,7 @@ static struct schedule_slot {
 void job_schedule(const job *j, hora_schedule *out)
 {
 	const char *text = job_schedule_text(j);
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (uint16_t i = 0; i < j->schedule_len; i++)
-		h = (h ^ (uint8_t)text[i]) * 1099511628211ull;
+	uint64_t h = hora_fnv1a64(HORA_FNV1A64_INIT, text, j->schedule_len);
 	h ^= (uint64_t)(uintptr_t)j->tz >> 4;
 	struct schedule_slot *e = &schedule_cache[h % SCHEDULE_CACHE_SLOTS];
 	if (e->text != NULL && e->tz == j->tz && e->len == j->schedule_len &&
