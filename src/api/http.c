@@ -309,7 +309,7 @@ static void stream_unlink(http_server *s, http_request *r)
  * stopping it at every pause cost two epoll_ctl calls per run written.) */
 static void stream_wake(http_request *r)
 {
-	if (!r->s_wait || r->s_direct)
+	if (!r->s_wait || r->cline != NULL)
 		return; /* direct: the courier owns the socket until it is done */
 	r->s_wait = false;
 	MHD_resume_connection(r->mc);
@@ -323,7 +323,7 @@ static void direct_stop(http_request *r)
 		return;
 	courier_line_abort(r->cline);
 	r->cline = NULL;
-	r->s_direct = r->s_finishing = false;
+	r->s_finishing = false;
 }
 
 /* Client gone (or cut by us): tell the owner (who may still take back
@@ -349,7 +349,7 @@ static void direct_done(void *ud, bool ok)
 {
 	http_request *r = ud;
 	r->cline = NULL; /* freed by the courier after this returns */
-	r->s_direct = r->s_finishing = false;
+	r->s_finishing = false;
 	if (!ok)
 		r->s_abort = true;
 	stream_wake(r);
@@ -370,7 +370,6 @@ static void direct_start(http_request *r)
 	}
 	r->cline = courier_line_open(s->courier, r->fd, direct_written,
 				     direct_done, r);
-	r->s_direct = r->cline != NULL;
 }
 
 /* One chunk of the chunked encoding, as MHD frames them. */
@@ -414,7 +413,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	 * return 0 only together with a suspend, else MHD spins) */
 	r->s_wait = true;
 	MHD_suspend_connection(r->mc);
-	if (!r->s_direct)
+	if (r->cline == NULL)
 		direct_start(r);
 	return 0;
 }
@@ -544,7 +543,7 @@ static void request_reset(http_request *r)
 	r->abort_ud = NULL;
 	r->streaming = r->s_wait = r->s_end = r->s_abort = false;
 	HORA_ASSERT(r->cline == NULL);
-	r->s_direct = r->s_finishing = false;
+	r->s_finishing = false;
 	r->s_written = NULL;
 	r->s_written_ud = NULL;
 	buf_free(&r->sbuf);
@@ -1375,7 +1374,7 @@ void http_server_close(http_server *s, void (*done)(void *ud), void *ud)
 	for (r = s->streams; r != NULL; r = r->s_next) {
 		r->s_end = true;
 		run_abort_cb(r);
-		if (r->s_direct && !r->s_finishing) {
+		if (r->cline != NULL && !r->s_finishing) {
 			r->s_finishing = true;
 			courier_line_finish(r->cline, s->close_grace_ms);
 		}
@@ -1619,7 +1618,7 @@ int http_stream_write(http_request *req, const char *data, size_t len)
 		return -HORA_EINVAL;
 	if (len == 0)
 		return 0;
-	if (req->s_direct) {
+	if (req->cline != NULL) {
 		int rv = direct_send(req, 0, data, len, 0);
 		if (rv == -HORA_ENOMEM)
 			http_stream_cut(req);
@@ -1646,7 +1645,7 @@ size_t http_stream_backlog(const http_request *req)
 
 bool http_stream_can_write_at(const http_request *req)
 {
-	return stream_live(req) && req->s_direct && !req->s_finishing;
+	return stream_live(req) && req->cline != NULL && !req->s_finishing;
 }
 
 void http_stream_on_written(http_request *req, http_written_cb cb, void *ud)
@@ -1695,7 +1694,7 @@ void http_stream_end(http_request *req)
 	req->abort_cb = NULL;
 	req->abort_ud = NULL;
 	req->s_written = NULL;
-	if (req->s_direct && !req->s_finishing) {
+	if (req->cline != NULL && !req->s_finishing) {
 		/* MHD ends it (direct_done) once the courier has sent all */
 		req->s_finishing = true;
 		courier_line_finish(req->cline, STREAM_FINISH_GRACE_MS);

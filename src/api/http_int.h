@@ -128,9 +128,8 @@ struct http_request {
 	 * stream's chunks itself, timed ones included (http_stream_write_at);
 	 * MHD gets the connection back to end or cut it. */
 	bool http11;
-	bool s_direct;    /* cline owns the socket's writes */
 	bool s_finishing; /* cline flushing before MHD ends the stream */
-	struct courier_line *cline;
+	struct courier_line *cline; /* non-NULL: it owns the socket's writes */
 	http_written_cb s_written;
 	void *s_written_ud;
 	http_request *s_prev, *s_next; /* server's stream list */
